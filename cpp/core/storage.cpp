@@ -1,0 +1,164 @@
+#include "core/storage.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "core/error.h"
+#include "cuda/backend.h"
+
+namespace joule {
+namespace {
+
+constexpr size_t kAlignment = 64;
+// Blocks at least this large are kept for reuse when freed: fresh large blocks come from mmap
+// and cost a page fault per 4 KiB on first touch, which halves the speed of big elementwise ops.
+constexpr size_t kCacheMinBytes = size_t{1} << 20;
+constexpr size_t kCacheMaxTotal = size_t{1} << 30;
+
+struct Counters {
+  int64_t tensors = 0;
+  int64_t bytes = 0;
+};
+
+struct CpuCache {
+  std::multimap<size_t, void*> blocks;  // capacity -> block
+  size_t total = 0;
+};
+
+std::mutex& stats_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::pair<int, int>, Counters>& counters() {
+  static auto* c = new std::map<std::pair<int, int>, Counters>();
+  return *c;
+}
+CpuCache& cpu_cache() {
+  static auto* c = new CpuCache();
+  return *c;
+}
+std::pair<int, int> key(Device d) { return {static_cast<int>(d.kind), d.index}; }
+
+size_t round_capacity(size_t bytes) {
+  if (bytes < kCacheMinBytes) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  // Round big blocks up to a multiple of 1/8 of their power of two, so nearby sizes share blocks.
+  size_t p = kCacheMinBytes;
+  while (p * 2 <= bytes) p *= 2;
+  size_t step = p / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+size_t physical_memory() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : SIZE_MAX;
+}
+
+void* cpu_alloc(size_t bytes) {
+  size_t capacity = round_capacity(bytes == 0 ? kAlignment : bytes);
+  {
+    std::lock_guard<std::mutex> lock(stats_mutex());
+    auto& cache = cpu_cache();
+    auto it = cache.blocks.find(capacity);
+    if (it != cache.blocks.end()) {
+      void* p = it->second;
+      cache.blocks.erase(it);
+      cache.total -= capacity;
+      return p;
+    }
+  }
+  // Refuse what the machine cannot hold: with overcommit, a huge malloc would succeed and the
+  // process would be killed on first touch instead of getting an error.
+  if (capacity > physical_memory()) {
+    fail(Code::OutOfMemory, "cannot allocate ", bytes, " bytes on cpu: more than the machine's ",
+         physical_memory(), " bytes of memory");
+  }
+  void* p = std::aligned_alloc(kAlignment, capacity);
+  if (!p) {
+    release_cached_memory();
+    p = std::aligned_alloc(kAlignment, capacity);
+  }
+  if (!p) fail(Code::OutOfMemory, "cannot allocate ", bytes, " bytes on cpu");
+  return p;
+}
+
+void cpu_free(void* p, size_t bytes) {
+  size_t capacity = round_capacity(bytes == 0 ? kAlignment : bytes);
+  if (capacity >= kCacheMinBytes) {
+    std::lock_guard<std::mutex> lock(stats_mutex());
+    auto& cache = cpu_cache();
+    if (cache.total + capacity <= kCacheMaxTotal) {
+      cache.blocks.emplace(capacity, p);
+      cache.total += capacity;
+      return;
+    }
+  }
+  std::free(p);
+}
+
+}  // namespace
+
+std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
+  void* p = device.is_cpu() ? cpu_alloc(bytes) : cuda::device_malloc(device.index, bytes);
+  std::shared_ptr<Storage> s;
+  try {
+    s = std::make_shared<Storage>(p, bytes, device);
+  } catch (...) {
+    if (device.is_cpu()) cpu_free(p, bytes); else cuda::device_free(device.index, p, bytes);
+    throw;
+  }
+  std::lock_guard<std::mutex> lock(stats_mutex());
+  counters()[key(device)].bytes += static_cast<int64_t>(bytes);
+  return s;
+}
+
+Storage::~Storage() {
+  {
+    std::lock_guard<std::mutex> lock(stats_mutex());
+    counters()[key(device_)].bytes -= static_cast<int64_t>(bytes_);
+  }
+  if (device_.is_cpu()) {
+    cpu_free(data_, bytes_);
+  } else {
+    cuda::device_free(device_.index, data_, bytes_);
+  }
+}
+
+void count_tensor(Device device, int delta) {
+  std::lock_guard<std::mutex> lock(stats_mutex());
+  counters()[key(device)].tensors += delta;
+}
+
+std::vector<DeviceMemory> memory_stats() {
+  std::vector<DeviceMemory> out;
+  std::lock_guard<std::mutex> lock(stats_mutex());
+  bool has_cpu = false;
+  for (auto& [k, c] : counters()) {
+    Device d{static_cast<Device::Kind>(k.first), k.second};
+    DeviceMemory m{d.name(), c.tensors, c.bytes, 0};
+    if (d.is_cpu()) {
+      m.cached_bytes = static_cast<int64_t>(cpu_cache().total);
+      has_cpu = true;
+    } else {
+      m.cached_bytes = static_cast<int64_t>(cuda::cached_bytes(d.index));
+    }
+    out.push_back(m);
+  }
+  if (!has_cpu) out.insert(out.begin(), DeviceMemory{"cpu", 0, 0, static_cast<int64_t>(cpu_cache().total)});
+  return out;
+}
+
+void release_cached_memory() {
+  std::multimap<size_t, void*> blocks;
+  {
+    std::lock_guard<std::mutex> lock(stats_mutex());
+    blocks.swap(cpu_cache().blocks);
+    cpu_cache().total = 0;
+  }
+  for (auto& [capacity, p] : blocks) std::free(p);
+  cuda::release_cached();
+}
+
+}  // namespace joule

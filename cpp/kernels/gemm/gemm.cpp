@@ -1,0 +1,434 @@
+// fp32 GEMM driver: ISA dispatch, BLIS-style cache blocking and packing, threading, batching,
+// the scalar reference and gelu().
+//
+// Structure of one product (per thread, on its own rectangle of C):
+//   for jc in N step NC            packed B block (KC x NC) lives in L2/L3
+//     for pc in K step KC
+//       pack B(pc.., jc..) into NR-column micro-panels
+//       for ic in M step MC
+//         pack A(ic.., pc..) into MR-row micro-panels (MC x KC, L2-resident)
+//         for jr in NC step NR       one B micro-panel (KC x NR) stays in L1 ...
+//           for ir in MC step MR     ... while the A micro-panels stream past it
+//             micro-kernel: MR x NR tile in registers, merged into C with the fused epilogue
+// The first K block applies the caller's beta, later blocks accumulate (beta = 1), and only the
+// last K block adds the bias and applies the activation, so the epilogue runs while each tile is
+// still in registers instead of as a separate pass over C.
+//
+// Threads own disjoint rectangles of C (splits of M and/or N, never of K), aligned to the
+// micro-tile grid, so every element of C sees the same sequence of floating-point operations
+// whatever the thread count: results are bit-identical for 1, 2, ... threads.
+#include "kernels/gemm/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "kernels/gemm/internal.h"
+
+namespace joule::gemm {
+
+float gelu(float x) { return x * 0.5f * (1.0f + std::erf(x * 0.70710678118654752f)); }
+
+namespace detail {
+namespace {
+
+// Below this many multiply-adds (m*n*k) a product runs on one thread: waking the pool costs
+// more than it saves (measured: 64^3 is about 3 us of work on one core).
+constexpr int64_t kMinParallelWork = int64_t{1} << 18;
+// For M == 1 (GEMV), memory-bound: split N once B has at least this many elements.
+constexpr int64_t kMinParallelGemvWork = int64_t{1} << 16;
+// Estimated cost of packing one element, in multiply-add units, for choosing the thread grid.
+constexpr int64_t kPackCostPerElement = 8;
+
+std::atomic<const IsaKernels*> g_kernel_override{nullptr};
+
+inline float activate(float v, Activation activation) {
+  switch (activation) {
+    case Activation::Relu:
+      return v < 0.0f ? 0.0f : v;  // NaN stays NaN, as with max(0, v) in the SIMD epilogue
+    case Activation::Gelu:
+      return gelu(v);
+    case Activation::None:
+      break;
+  }
+  return v;
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// A grow-only, 64-byte aligned scratch buffer. One set per thread: pool threads live for the
+// process, so after the first few calls packing never allocates.
+class ScratchBuffer {
+ public:
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer() { std::free(data_); }
+
+  float* get(int64_t count) {
+    if (count > capacity_) {
+      std::free(data_);
+      data_ = nullptr;
+      capacity_ = 0;
+      const size_t bytes = static_cast<size_t>(round_up(count * static_cast<int64_t>(sizeof(float)), 64));
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      check(data_ != nullptr, Code::OutOfMemory, "sgemm: cannot allocate a packing buffer of ", bytes, " bytes");
+      capacity_ = count;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+struct Workspace {
+  ScratchBuffer a_panels, b_panels, gemv_x, gemv_y;
+};
+
+Workspace& thread_workspace() {
+  thread_local Workspace workspace;
+  return workspace;
+}
+
+const IsaKernels& select_kernels() {
+  if (const IsaKernels* forced = g_kernel_override.load(std::memory_order_acquire)) return *forced;
+  const Isa isa = active_isa();
+  if (isa == Isa::Avx512) {
+    if (const IsaKernels* k = avx512_kernels()) return *k;
+  }
+  if (isa == Isa::Avx512 || isa == Isa::Avx2) {
+    if (const IsaKernels* k = avx2_kernels()) return *k;
+  }
+  return *generic_kernels();
+}
+
+// Packs rows [i0, i0 + mc) x columns [p0, p0 + kc) of A into MR-row micro-panels: panel q holds,
+// for each p in order, the MR values A(i0 + q*MR + r, p0 + p); rows past mc are zero.
+void pack_a(const Sgemm& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
+  for (int64_t ib = 0; ib < mc; ib += mr) {
+    const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ib));
+    const float* src = g.a + (i0 + ib) * g.a_rs + p0 * g.a_cs;
+    if (g.a_rs == 1) {
+      // Column-major A (the TN case): each step's MR values are already contiguous.
+      for (int64_t p = 0; p < kc; ++p) {
+        std::memcpy(dst + p * mr, src + p * g.a_cs, sizeof(float) * rows);
+      }
+    } else if (g.a_cs == 1) {
+      // Row-major A: read each row sequentially, scatter into the panel (which stays in L1).
+      for (int r = 0; r < rows; ++r) {
+        const float* row = src + r * g.a_rs;
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = row[p];
+      }
+    } else {
+      for (int r = 0; r < rows; ++r) {
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[r * g.a_rs + p * g.a_cs];
+      }
+    }
+    if (rows < mr) {
+      for (int64_t p = 0; p < kc; ++p) std::memset(dst + p * mr + rows, 0, sizeof(float) * (mr - rows));
+    }
+    dst += kc * mr;
+  }
+}
+
+// Packs rows [p0, p0 + kc) x columns [j0, j0 + nc) of B into NR-column micro-panels: panel q
+// holds, for each p in order, the NR values B(p0 + p, j0 + q*NR + j); columns past nc are zero.
+void pack_b(const Sgemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
+  for (int64_t jb = 0; jb < nc; jb += nr) {
+    const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jb));
+    const float* src = g.b + p0 * g.b_rs + (j0 + jb) * g.b_cs;
+    if (g.b_cs == 1) {
+      // Row-major B (NN, TN): a straight copy of NR floats per step.
+      for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * nr, src + p * g.b_rs, sizeof(float) * cols);
+    } else if (g.b_rs == 1) {
+      // B = W^T of a row-major W (NT): a transpose, done in 8-step chunks so that the reads of
+      // each column are sequential and the writes of a chunk hit few cache lines.
+      constexpr int64_t kChunk = 8;
+      int64_t p = 0;
+      for (; p + kChunk <= kc; p += kChunk) {
+        for (int j = 0; j < cols; ++j) {
+          const float* col = src + j * g.b_cs + p;
+          float* out = dst + p * nr + j;
+          for (int64_t q = 0; q < kChunk; ++q) out[q * nr] = col[q];
+        }
+      }
+      for (; p < kc; ++p) {
+        for (int j = 0; j < cols; ++j) dst[p * nr + j] = src[j * g.b_cs + p];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int j = 0; j < cols; ++j) dst[p * nr + j] = src[p * g.b_rs + j * g.b_cs];
+      }
+    }
+    if (cols < nr) {
+      for (int64_t p = 0; p < kc; ++p) std::memset(dst + p * nr + cols, 0, sizeof(float) * (nr - cols));
+    }
+    dst += kc * nr;
+  }
+}
+
+// The K blocking depends only on k (never on the thread split), so every element of C gets the
+// same accumulation order. Blocks are balanced: k = 300 with KC = 256 gives 152 + 148, not 256 + 44.
+int64_t k_block_size(int64_t k, int64_t kc_max) { return ceil_div(k, ceil_div(k, kc_max)); }
+
+// C(m0:m1, n0:n1) on the calling thread. m0 and n0 are multiples of MR and NR.
+void gemm_rectangle(const Sgemm& g, const IsaKernels& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int mr = ks.mr, nr = ks.nr;
+  const int64_t kc_step = k_block_size(g.k, ks.kc);
+  const int64_t mc_step = round_up(ks.mc, mr);  // multiples of the tile: edge tiles only at m1, n1
+  const int64_t nc_step = round_up(ks.nc, nr);
+  Workspace& ws = thread_workspace();
+  float* a_panels = ws.a_panels.get(std::min(mc_step, round_up(m1 - m0, mr)) * kc_step);
+  float* b_panels = ws.b_panels.get(std::min(nc_step, round_up(n1 - n0, nr)) * kc_step);
+
+  for (int64_t jc = n0; jc < n1; jc += nc_step) {
+    const int64_t nc = std::min(nc_step, n1 - jc);
+    for (int64_t pc = 0; pc < g.k; pc += kc_step) {
+      const int64_t kc = std::min(kc_step, g.k - pc);
+      const bool last_k_block = pc + kc == g.k;
+      TileEpilogue ep;
+      ep.alpha = g.alpha;
+      ep.beta = pc == 0 ? g.beta : 1.0f;
+      ep.activation = last_k_block ? g.activation : Activation::None;
+      const float* bias = last_k_block ? g.bias : nullptr;
+
+      pack_b(g, pc, kc, jc, nc, nr, b_panels);
+      for (int64_t ic = m0; ic < m1; ic += mc_step) {
+        const int64_t mc = std::min(mc_step, m1 - ic);
+        pack_a(g, ic, mc, pc, kc, mr, a_panels);
+        auto tile = [&](int64_t ir, int64_t jr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+          const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+          TileEpilogue tile_ep = ep;
+          tile_ep.bias = bias != nullptr ? bias + jc + jr : nullptr;
+          float* c_tile = g.c + (ic + ir) * g.c_rs + (jc + jr) * g.c_cs;
+          ks.micro_kernel(kc, a_panels + ir * kc, b_panels + jr * kc, c_tile, g.c_rs, g.c_cs, rows, cols, tile_ep);
+        };
+        if (ks.order == LoopOrder::ColumnPanelOuter) {
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            for (int64_t ir = 0; ir < mc; ir += mr) tile(ir, jr);
+          }
+        } else {
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            for (int64_t jr = 0; jr < nc; jr += nr) tile(ir, jr);
+          }
+        }
+      }
+    }
+  }
+}
+
+// How the threads tile C: tm row bands x tn column bands.
+struct ThreadGrid {
+  int tm = 1, tn = 1;
+};
+
+// Picks the grid minimizing the slowest thread's estimated time: its (tile-padded) multiply-adds
+// plus the packing it does. Splitting N makes every thread pack all of A; splitting M makes every
+// thread pack all of B; so small M splits N and small N splits M.
+ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, int mr, int nr, int threads) {
+  ThreadGrid best;
+  int64_t best_cost = -1;
+  const int64_t m_tiles = ceil_div(m, mr), n_tiles = ceil_div(n, nr);
+  for (int tm = 1; tm <= threads; ++tm) {
+    if (threads % tm != 0) continue;
+    const int tn = threads / tm;
+    if (tm > m_tiles || tn > n_tiles) continue;
+    const int64_t rows = ceil_div(m_tiles, tm) * mr, cols = ceil_div(n_tiles, tn) * nr;
+    const int64_t cost = rows * cols * k + kPackCostPerElement * k * (rows + cols);
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best = ThreadGrid{tm, tn};
+    }
+  }
+  return best;
+}
+
+// The bounds of part `index` of `parts` when `tiles` tiles of `tile` elements cover `extent`.
+inline void split_range(int64_t extent, int64_t tile, int index, int parts, int64_t* begin, int64_t* end) {
+  const int64_t tiles = ceil_div(extent, tile);
+  *begin = std::min(extent, tiles * index / parts * tile);
+  *end = std::min(extent, tiles * (index + 1) / parts * tile);
+}
+
+// M == 1 with B contiguous along one axis: a GEMV that streams B once and packs nothing.
+// Each thread takes a range of columns (multiples of 16, so tails stay at the true end).
+void gemv_path(const Sgemm& g, const IsaKernels& ks, int max_threads) {
+  const float* x = g.a;
+  if (g.a_cs != 1) {
+    float* gathered = thread_workspace().gemv_x.get(g.k);
+    for (int64_t p = 0; p < g.k; ++p) gathered[p] = g.a[p * g.a_cs];
+    x = gathered;
+  }
+  constexpr int64_t kColumnUnit = 16;
+  int threads = 1;
+  if (max_threads > 1 && g.k * g.n >= kMinParallelGemvWork) {
+    threads = static_cast<int>(std::min<int64_t>(max_threads, ceil_div(g.n, kColumnUnit)));
+  }
+  auto run_columns = [&](int worker, int workers) {
+    int64_t j0, j1;
+    split_range(g.n, kColumnUnit, worker, workers, &j0, &j1);
+    if (j0 >= j1) return;
+    float* y = thread_workspace().gemv_y.get(j1 - j0);
+    if (g.b_cs == 1) {
+      ks.gemv_rows(g.k, j1 - j0, x, g.b + j0, g.b_rs, y);
+    } else {
+      ks.gemv_cols(g.k, j1 - j0, x, g.b + j0 * g.b_cs, g.b_cs, y);
+    }
+    TileEpilogue ep;
+    ep.alpha = g.alpha;
+    ep.beta = g.beta;
+    ep.bias = g.bias != nullptr ? g.bias + j0 : nullptr;
+    ep.activation = g.activation;
+    if (g.c_cs == 1) {
+      ks.merge_row(y, g.c + j0, j1 - j0, ep);
+    } else {
+      merge_tile_scalar(y, 0, g.c + j0 * g.c_cs, 0, g.c_cs, 1, j1 - j0, ep);
+    }
+  };
+  if (threads <= 1) {
+    run_columns(0, 1);
+  } else {
+    run_parallel(threads, run_columns);
+  }
+}
+
+// k == 0: C = beta * C (C not read when beta == 0), then bias and activation.
+void scale_only(const Sgemm& g) {
+  for (int64_t i = 0; i < g.m; ++i) {
+    for (int64_t j = 0; j < g.n; ++j) {
+      float* cp = g.c + i * g.c_rs + j * g.c_cs;
+      float v = g.beta == 0.0f ? 0.0f : g.beta * *cp;
+      if (g.bias != nullptr) v += g.bias[j];
+      *cp = activate(v, g.activation);
+    }
+  }
+}
+
+void validate(const Sgemm& g, const char* who) {
+  check(g.m >= 0 && g.n >= 0 && g.k >= 0, Code::InvalidArgument, who, ": negative dimension (m=", g.m, ", n=", g.n,
+        ", k=", g.k, ")");
+  if (g.m == 0 || g.n == 0) return;
+  check(g.c != nullptr, Code::InvalidArgument, who, ": C is null");
+  if (g.k > 0) check(g.a != nullptr && g.b != nullptr, Code::InvalidArgument, who, ": A or B is null");
+}
+
+// One product on at most max_threads threads (1: the calling thread only).
+void sgemm_with_threads(const Sgemm& g, int max_threads) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) {
+    scale_only(g);
+    return;
+  }
+  const IsaKernels& ks = select_kernels();
+  if (g.m == 1 && (g.b_cs == 1 || g.b_rs == 1)) {
+    gemv_path(g, ks, max_threads);
+    return;
+  }
+  const int64_t work = g.m * g.n * g.k;
+  int threads = 1;
+  if (max_threads > 1 && work >= kMinParallelWork) {
+    threads = static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(1, work / kMinParallelWork)));
+  }
+  if (threads <= 1) {
+    gemm_rectangle(g, ks, 0, g.m, 0, g.n);
+    return;
+  }
+  run_parallel(threads, [&](int worker, int workers) {
+    // `workers` may be smaller than asked (a nested call runs inline with 1): grid from what we got.
+    const ThreadGrid grid = choose_grid(g.m, g.n, g.k, ks.mr, ks.nr, workers);
+    if (worker >= grid.tm * grid.tn) return;
+    int64_t m0, m1, n0, n1;
+    split_range(g.m, ks.mr, worker / grid.tn, grid.tm, &m0, &m1);
+    split_range(g.n, ks.nr, worker % grid.tn, grid.tn, &n0, &n1);
+    if (m0 < m1 && n0 < n1) gemm_rectangle(g, ks, m0, m1, n0, n1);
+  });
+}
+
+}  // namespace
+
+void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs, int64_t c_cs, int64_t rows,
+                       int64_t cols, const TileEpilogue& ep) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < cols; ++j) {
+      float* cp = c + r * c_rs + j * c_cs;
+      const float a = acc[r * acc_rs + j];
+      // Same operations as the SIMD merge: one rounding for alpha * acc + (beta * c).
+      float v = ep.beta == 0.0f ? ep.alpha * a : std::fma(ep.alpha, a, ep.beta * *cp);
+      if (ep.bias != nullptr) v += ep.bias[j];
+      *cp = activate(v, ep.activation);
+    }
+  }
+}
+
+void sgemm_with_max_threads(const Sgemm& args, int max_threads) {
+  validate(args, "sgemm");
+  sgemm_with_threads(args, std::max(1, std::min(max_threads, num_threads())));
+}
+
+void set_kernel_override(const IsaKernels* kernels) { g_kernel_override.store(kernels, std::memory_order_release); }
+
+}  // namespace detail
+
+void sgemm(const Sgemm& args) {
+  detail::validate(args, "sgemm");
+  detail::sgemm_with_threads(args, num_threads());
+}
+
+void sgemm_batched(const Sgemm& args, int64_t count, const int64_t* a_offsets, const int64_t* b_offsets,
+                   const int64_t* c_offsets) {
+  check(count >= 0, Code::InvalidArgument, "sgemm_batched: negative count ", count);
+  detail::validate(args, "sgemm_batched");
+  if (count == 0 || args.m == 0 || args.n == 0) return;
+  check(a_offsets != nullptr && b_offsets != nullptr && c_offsets != nullptr, Code::InvalidArgument,
+        "sgemm_batched: null offsets");
+  auto item = [&](int64_t i) {
+    Sgemm g = args;
+    g.a = args.a != nullptr ? args.a + a_offsets[i] : nullptr;
+    g.b = args.b != nullptr ? args.b + b_offsets[i] : nullptr;
+    g.c = args.c + c_offsets[i];
+    return g;
+  };
+  const int threads = num_threads();
+  const int64_t work = args.m * args.n * args.k;
+  // Small products: one thread per group of items (no synchronisation inside a product).
+  // Large products: one after another, each using every thread.
+  if (threads > 1 && count > 1 && work < 4 * detail::kMinParallelWork) {
+    const int workers = static_cast<int>(std::min<int64_t>(threads, count));
+    run_parallel(workers, [&](int worker, int ws) {
+      const int64_t begin = count * worker / ws, end = count * (worker + 1) / ws;
+      for (int64_t i = begin; i < end; ++i) detail::sgemm_with_threads(item(i), 1);
+    });
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) detail::sgemm_with_threads(item(i), threads);
+}
+
+void sgemm_reference(const Sgemm& g) {
+  detail::validate(g, "sgemm_reference");
+  for (int64_t i = 0; i < g.m; ++i) {
+    for (int64_t j = 0; j < g.n; ++j) {
+      float* cp = g.c + i * g.c_rs + j * g.c_cs;
+      float v;
+      if (g.k == 0) {
+        v = g.beta == 0.0f ? 0.0f : g.beta * *cp;
+      } else {
+        float acc = 0.0f;
+        for (int64_t p = 0; p < g.k; ++p) acc += g.a[i * g.a_rs + p * g.a_cs] * g.b[p * g.b_rs + j * g.b_cs];
+        v = g.beta == 0.0f ? g.alpha * acc : g.alpha * acc + g.beta * *cp;
+      }
+      if (g.bias != nullptr) v += g.bias[j];
+      *cp = detail::activate(v, g.activation);
+    }
+  }
+}
+
+}  // namespace joule::gemm

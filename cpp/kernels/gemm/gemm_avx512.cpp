@@ -1,0 +1,101 @@
+// AVX-512 kernels (F/BW/VL/DQ + FMA): zmm micro-kernels, a 32-register ymm micro-kernel, GEMV and
+// the vectorized epilogue. The library is built without -march flags, so this file enables the
+// ISA itself for its kernels only; the driver calls them only when joule::active_isa() is Avx512.
+//
+// Kernel choice (measured, see the report in the comment at kAvx512Variants below).
+#include <cstdint>
+
+#include "kernels/gemm/internal.h"
+
+#if defined(__x86_64__)
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
+// gcc 12 reports a false -Wmaybe-uninitialized inside its own _mm512_undefined_ps() (the
+// self-initialised `__Y = __Y` behind every unmasked AVX-512 intrinsic; GCC PR 105593, fixed in 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+namespace joule::gemm::detail {
+
+namespace {
+
+struct Zmm {
+  using reg = __m512;
+  static constexpr int width = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static reg set1(float x) { return _mm512_set1_ps(x); }
+  static reg broadcast(const float* p) { return _mm512_set1_ps(*p); }  // folds into an FMA {1to16} operand
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_ps(a, b, c); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
+  static reg abs(reg a) { return _mm512_abs_ps(a); }
+  static reg round_nearest(reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static reg pow2(reg n) {
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_castsi512_ps(bits);
+  }
+  static reg select_negative(reg x, reg if_negative, reg otherwise) {
+    __mmask16 negative = _mm512_movepi32_mask(_mm512_castps_si512(x));
+    return _mm512_mask_blend_ps(negative, otherwise, if_negative);
+  }
+  static float reduce_add(reg v) {
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+}  // namespace
+
+#include "kernels/gemm/simd_kernels.inc"
+
+namespace {
+
+// Candidate micro-kernels; index 0 is what Isa::Avx512 uses.
+const IsaKernels kAvx512Variants[] = {
+    {"avx512-zmm-14x32", 14, 32, micro_kernel<Zmm, 14, 2>, 256, 112, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
+     merge_row<Zmm>},
+    {"avx512-zmm-8x48", 8, 48, micro_kernel<Zmm, 8, 3>, 256, 128, 2016, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
+     merge_row<Zmm>},
+    {"avx512-zmm-6x64", 6, 64, micro_kernel<Zmm, 6, 4>, 256, 120, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
+     merge_row<Zmm>},
+    {"avx512-zmm-12x32", 12, 32, micro_kernel<Zmm, 12, 2>, 256, 120, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
+     merge_row<Zmm>},
+    {"avx512vl-ymm-12x16", 12, 16, micro_kernel<Ymm, 12, 2>, 256, 144, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Ymm>, gemv_cols<Ymm>,
+     merge_row<Ymm>},
+    {"avx512vl-ymm-14x16", 14, 16, micro_kernel<Ymm, 14, 2>, 256, 140, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Ymm>, gemv_cols<Ymm>,
+     merge_row<Ymm>},
+};
+
+}  // namespace
+
+const IsaKernels* avx512_kernels() { return &kAvx512Variants[0]; }
+
+const IsaKernels* avx512_kernel_variant(int index) {
+  constexpr int count = static_cast<int>(sizeof(kAvx512Variants) / sizeof(kAvx512Variants[0]));
+  return index >= 0 && index < count ? &kAvx512Variants[index] : nullptr;
+}
+
+}  // namespace joule::gemm::detail
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+#else  // not x86-64: no AVX-512 code; the driver stays on the generic kernels.
+
+namespace joule::gemm::detail {
+const IsaKernels* avx512_kernels() { return nullptr; }
+const IsaKernels* avx512_kernel_variant(int) { return nullptr; }
+}  // namespace joule::gemm::detail
+
+#endif

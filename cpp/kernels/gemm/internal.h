@@ -1,0 +1,72 @@
+// Private interface between the GEMM driver (gemm.cpp) and the per-ISA kernel files.
+// Nothing here is part of the library's API.
+#pragma once
+#include <cstdint>
+
+#include "kernels/gemm/gemm.h"
+
+namespace joule::gemm::detail {
+
+// How a block of freshly computed dot products `acc` is merged into C:
+//   C = alpha * acc + beta * C   (C not read when beta == 0), then + bias[j], then the activation.
+// The driver splits K into blocks: the first block carries the caller's beta, later blocks
+// beta = 1, and only the last block carries bias and activation.
+struct TileEpilogue {
+  float alpha = 1.0f;
+  float beta = 0.0f;
+  const float* bias = nullptr;  // bias for the tile's first column, or null
+  Activation activation = Activation::None;
+};
+
+// A register-tiled micro-kernel. a_panel holds kc steps of MR floats (one per row),
+// b_panel kc steps of NR floats (one per column), both packed and 64-byte aligned.
+// It computes the MR x NR block of dot products and merges the top-left rows x cols part of it
+// into C (rows <= MR, cols <= NR; the packed panels are zero-padded beyond them).
+using MicroKernel = void (*)(int64_t kc, const float* a_panel, const float* b_panel, float* c, int64_t c_rs,
+                             int64_t c_cs, int rows, int cols, const TileEpilogue& ep);
+
+// y[j] = sum_p x[p] * B(p, j) for j < n, with B's columns contiguous (b_cs == 1) ...
+using GemvRowsKernel = void (*)(int64_t k, int64_t n, const float* x, const float* b, int64_t b_rs, float* y);
+// ... or with B's rows contiguous (b_rs == 1): y[j] = dot(x, b + j * b_cs).
+using GemvColsKernel = void (*)(int64_t k, int64_t n, const float* x, const float* b, int64_t b_cs, float* y);
+// Merges n contiguous dot products into a contiguous row of C (epilogue as for tiles).
+using MergeRowKernel = void (*)(const float* acc, float* c, int64_t n, const TileEpilogue& ep);
+
+// The order of the two innermost loops around the micro-kernel.
+enum class LoopOrder {
+  ColumnPanelOuter,  // BLIS: one B micro-panel (KC x NR) stays in L1 while A micro-panels stream from L2
+  RowPanelOuter,     // one A micro-panel (MR x KC) stays in L1 while the B block streams from L2
+};
+
+// Everything one instruction set contributes, plus the cache blocking tuned for its micro-kernel.
+struct IsaKernels {
+  const char* name;
+  int mr, nr;
+  MicroKernel micro_kernel;
+  int64_t kc, mc, nc;  // K block (panels in L1/L2), M block (packed A), N block (packed B)
+  LoopOrder order;
+  GemvRowsKernel gemv_rows;
+  GemvColsKernel gemv_cols;
+  MergeRowKernel merge_row;
+};
+
+// Each returns null when its file was compiled without that instruction set (non-x86 hosts).
+const IsaKernels* generic_kernels();
+const IsaKernels* avx2_kernels();
+const IsaKernels* avx512_kernels();
+// Development hook: the AVX-512 file's alternative kernels by index (null past the end), used by
+// the benchmark that picked the default. Not used by the library itself.
+const IsaKernels* avx512_kernel_variant(int index);
+
+// The scalar merge every ISA uses for edge tiles and for C with a non-unit column stride.
+void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs, int64_t c_cs, int64_t rows,
+                       int64_t cols, const TileEpilogue& ep);
+
+// sgemm() on at most max_threads pool threads (sgemm itself uses num_threads()). For tests and
+// benchmarks that compare thread counts without resizing the pool.
+void sgemm_with_max_threads(const Sgemm& args, int max_threads);
+
+// Development hook: force a kernel table for the next sgemm calls (null restores the ISA default).
+void set_kernel_override(const IsaKernels* kernels);
+
+}  // namespace joule::gemm::detail

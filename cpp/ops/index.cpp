@@ -1,0 +1,111 @@
+#include "core/threadpool.h"
+#include "ops/ops.h"
+#include "ops/util.h"
+
+namespace joule::ops {
+namespace {
+
+void require_index(const Tensor& index, const char* op) {
+  check(index.dtype == DType::Int32, Code::Dtype, op, ": expected int32 indices, got ", dtype_name(index.dtype));
+}
+
+int64_t checked_index(int32_t i, int64_t size, const char* op) {
+  check(i >= -size && i < size, Code::InvalidArgument, op, ": index ", i, " is out of range for a dimension of size ",
+        size);
+  return i < 0 ? i + size : i;
+}
+
+}  // namespace
+
+Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index) {
+  require_cpu(a, "indexSelect");
+  require_same_device(a, index, "indexSelect");
+  require_index(index, "indexSelect");
+  check(index.dim() <= 1, Code::ShapeMismatch, "indexSelect: expected a 1-D index, got shape ", shape_str(index.shape));
+  check(a.dim() > 0, Code::InvalidArgument, "indexSelect: cannot index a 0-d tensor");
+  axis = normalize_axis(axis, a.dim(), "indexSelect");
+  Tensor idx = contiguous(index);
+  int64_t count = idx.numel();
+  std::vector<int64_t> rows(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) rows[i] = checked_index(idx.data<int32_t>()[i], a.shape[axis], "indexSelect");
+  Shape shape = a.shape;
+  shape[axis] = count;
+  Tensor out = empty(shape, a.dtype, a.device());
+  for (int64_t i = 0; i < count; ++i) {
+    copy_into(select(out, axis, i), select(a, axis, rows[i]));
+  }
+  return out;
+}
+
+Tensor gather(const Tensor& a, int64_t axis, const Tensor& index) {
+  require_cpu(a, "gather");
+  require_same_device(a, index, "gather");
+  require_index(index, "gather");
+  check(a.dim() > 0 && index.dim() == a.dim(), Code::ShapeMismatch, "gather: expected an index with as many dimensions (",
+        a.dim(), ") as the input, got shape ", shape_str(index.shape));
+  axis = normalize_axis(axis, a.dim(), "gather");
+  for (int64_t d = 0; d < a.dim(); ++d) {
+    check(d == axis || index.shape[d] <= a.shape[d], Code::ShapeMismatch, "gather: index shape ",
+          shape_str(index.shape), " exceeds input shape ", shape_str(a.shape), " outside axis ", axis);
+  }
+  Tensor idx = contiguous(index);
+  Tensor out = empty(idx.shape, a.dtype, a.device());
+  int64_t n = idx.numel();
+  const int32_t* pi = idx.data<int32_t>();
+  const Shape& shape = idx.shape;
+  dispatch_dtype(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = a.data<T>();
+    T* po = out.data<T>();
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t rem = i, off = 0;
+      for (int64_t d = a.dim() - 1; d >= 0; --d) {
+        int64_t c = rem % shape[d];
+        rem /= shape[d];
+        off += (d == axis ? checked_index(pi[i], a.shape[axis], "gather") : c) * a.strides[d];
+      }
+      po[i] = pa[off];
+    }
+  });
+  return out;
+}
+
+Tensor scatter_add(const Tensor& a, int64_t axis, const Tensor& index, const Tensor& src) {
+  require_cpu(a, "scatterAdd");
+  require_same_device(a, index, "scatterAdd");
+  require_same_device(a, src, "scatterAdd");
+  require_index(index, "scatterAdd");
+  check(a.dim() > 0 && index.dim() == a.dim() && src.dim() == a.dim(), Code::ShapeMismatch,
+        "scatterAdd: expected input, index and src with the same number of dimensions, got ", shape_str(a.shape), ", ",
+        shape_str(index.shape), " and ", shape_str(src.shape));
+  axis = normalize_axis(axis, a.dim(), "scatterAdd");
+  for (int64_t d = 0; d < a.dim(); ++d) {
+    check(index.shape[d] <= src.shape[d] && (d == axis || index.shape[d] <= a.shape[d]), Code::ShapeMismatch,
+          "scatterAdd: index shape ", shape_str(index.shape), " must fit in src ", shape_str(src.shape),
+          " and, outside axis ", axis, ", in the input ", shape_str(a.shape));
+  }
+  Tensor out = clone(a);
+  Tensor s = cast(src, a.dtype);
+  Tensor idx = contiguous(index);
+  const int32_t* pi = idx.data<int32_t>();
+  const Shape& shape = idx.shape;
+  int64_t n = idx.numel();
+  dispatch_dtype(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* ps = s.data<T>();
+    T* po = out.data<T>();
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t rem = i, off_out = 0, off_src = 0;
+      for (int64_t d = a.dim() - 1; d >= 0; --d) {
+        int64_t c = rem % shape[d];
+        rem /= shape[d];
+        off_src += c * s.strides[d];
+        off_out += (d == axis ? checked_index(pi[i], a.shape[axis], "scatterAdd") : c) * out.strides[d];
+      }
+      po[off_out] = static_cast<T>(po[off_out] + ps[off_src]);
+    }
+  });
+  return out;
+}
+
+}  // namespace joule::ops

@@ -1,0 +1,139 @@
+// The tape: ops record a GradNode on their output when any input requires gradients, and
+// backward() walks the graph in reverse topological order.
+import { describe, fail } from './errors';
+import { GradNode, Tensor, tidy } from './tensor';
+import { native } from './native';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording gradients (inference, parameter updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Runs fn with gradient recording on, even inside noGrad. */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** @internal Whether an op on these inputs must be recorded. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t && t.requiresGrad) return true;
+  return false;
+}
+
+/** @internal Attaches a node to an op's output. */
+export function record(out: Tensor, name: string, inputs: (Tensor | null)[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
+  const node: GradNode = { name, inputs: inputs.map((t) => (t && t.requiresGrad ? t : null)), backward };
+  out.gradFn = node;
+  out.requiresGrad = true;
+  return out;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph's intermediate tensors after backward (default false: they are freed). */
+  retainGraph?: boolean;
+}
+
+function accumulate(leaf: Tensor, g: Tensor): void {
+  if (leaf.grad === null || leaf.grad.isDisposed) {
+    // Own copy: g may be a view of another tensor or shared with another leaf.
+    leaf.grad = new Tensor(native.clone(g.handle)).keep();
+  } else {
+    native.binaryInplace('add', leaf.grad.handle, g.handle);
+  }
+}
+
+/**
+ * Computes d(root)/d(leaf) for every leaf that requires gradients and adds it to leaf.grad.
+ * root must be a scalar unless `grad` (its gradient) is given. Afterwards the graph's
+ * intermediate tensors are freed (unless retainGraph); the root stays usable.
+ */
+export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
+  if (!(root instanceof Tensor)) fail('INVALID_ARGUMENT', `backward: expected a Tensor, got ${describe(root)}`);
+  if (!root.requiresGrad) {
+    fail('INVALID_ARGUMENT', 'backward: this tensor does not require gradients (no input of the computation had ' +
+      'requiresGrad, or an earlier backward() already freed its graph: pass {retainGraph: true} to call it twice)');
+  }
+  if (grad === undefined && root.size !== 1) {
+    fail('SHAPE_MISMATCH', `backward: a gradient must be given for a non-scalar output (shape [${root.shape.join(', ')}])`);
+  }
+  if (grad !== undefined) {
+    if (!(grad instanceof Tensor)) fail('INVALID_ARGUMENT', `backward: expected the gradient to be a Tensor, got ${describe(grad)}`);
+    if (grad.shape.join(',') !== root.shape.join(',')) {
+      fail('SHAPE_MISMATCH', `backward: gradient shape [${grad.shape.join(', ')}] differs from the output's [${root.shape.join(', ')}]`);
+    }
+  }
+  // Reverse topological order of the nodes reachable from root.
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.gradFn ? t.gradFn.inputs : [];
+    if (i < inputs.length) {
+      top[1]++;
+      const next = inputs[i];
+      if (next && !seen.has(next)) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  order.reverse();
+
+  noGrad(() => tidy(() => {
+    const grads = new Map<Tensor, Tensor>();
+    grads.set(root, grad ?? new Tensor(native.full(root.shape, 1, 'float32', root.device)));
+    for (const t of order) {
+      const g = grads.get(t);
+      if (!g) continue;
+      if (!t.gradFn) {
+        if (t.requiresGrad) accumulate(t, g);
+        continue;
+      }
+      const inputGrads = t.gradFn.backward(g);
+      const inputs = t.gradFn.inputs;
+      for (let k = 0; k < inputs.length; k++) {
+        const input = inputs[k];
+        const ig = inputGrads[k];
+        if (!input || !ig) continue;
+        const prev = grads.get(input);
+        grads.set(input, prev ? new Tensor(native.binary('add', prev.handle, ig.handle)) : ig);
+      }
+    }
+  }));
+
+  if (!options.retainGraph) {
+    for (const t of order) {
+      if (t === root || !t.gradFn) continue;
+      t.gradFn = null;
+      if (!t._kept) t.dispose();
+    }
+    // The graph is gone: a second backward() through it is an error, as in PyTorch.
+    root.gradFn = null;
+    root.requiresGrad = false;
+  }
+}

@@ -1,0 +1,33 @@
+// The public API of Joule.
+export { JouleError } from './errors';
+export type { ErrorCode } from './errors';
+export {
+  Tensor,
+  tensor,
+  full,
+  zeros,
+  ones,
+  empty,
+  zerosLike,
+  onesLike,
+  fullLike,
+  arange,
+  linspace,
+  eye,
+  rand,
+  randn,
+  randint,
+  manualSeed,
+  getRngState,
+  setRngState,
+  tidy,
+  dispose,
+  memory,
+  isTensor,
+} from './tensor';
+export type { DType, Device, TypedArray, NestedArray, TensorLike, CreateOptions, MemoryInfo, RngState, GradNode } from './tensor';
+export { noGrad, enableGrad, isGradEnabled, backward } from './autograd';
+export type { BackwardOptions } from './autograd';
+export * from './ops/index';
+export { setNumThreads, getNumThreads, setIsa, getIsa, buildInfo, cudaAvailable, releaseCachedMemory } from './runtime';
+export type { Isa } from './runtime';

@@ -1,0 +1,140 @@
+// Loads the addon and declares its surface. Everything native goes through this file.
+import * as fs from 'fs';
+import * as path from 'path';
+import { ErrorCode, JouleError } from './errors';
+
+/** An opaque reference to a tensor owned by the addon. */
+export interface Handle {
+  readonly __handle: unique symbol;
+}
+
+export type DTypeName = 'float32' | 'int32' | 'int8' | 'uint8';
+export type Axes = number[];
+
+export interface DeviceMemory {
+  device: string;
+  tensors: number;
+  bytes: number;
+  cachedBytes: number;
+}
+
+export interface BuildInfo {
+  version: string;
+  buildSystem: string;
+  cpu: {
+    model: string;
+    avx2: boolean;
+    fma: boolean;
+    avx512f: boolean;
+    avx512bw: boolean;
+    avx512vl: boolean;
+    avx512vnni: boolean;
+    avx512bf16: boolean;
+    avxvnni: boolean;
+    isa: string;
+  };
+  cuda: {
+    compiled: boolean;
+    architectures: string;
+    runtimeVersion: number;
+    deviceCount: number;
+    reason: string;
+    devices: string[];
+  };
+}
+
+export interface Native {
+  setErrorFactory(factory: (code: string, message: string) => Error): void;
+  meta(h: Handle): [number[], DTypeName, string];
+  layout(h: Handle): { strides: number[]; offset: number; contiguous: boolean };
+  sameStorage(a: Handle, b: Handle): boolean;
+  dispose(h: Handle): void;
+  fromBuffer(data: ArrayBufferView | ArrayBuffer, shape: number[], dtype: DTypeName, device: string): Handle;
+  toBuffer(h: Handle): ArrayBuffer;
+  item(h: Handle): number;
+
+  full(shape: number[], value: number, dtype: DTypeName, device: string): Handle;
+  arange(start: number, end: number, step: number, dtype: DTypeName, device: string): Handle;
+  linspace(start: number, end: number, steps: number, dtype: DTypeName, device: string): Handle;
+  eye(rows: number, cols: number, dtype: DTypeName, device: string): Handle;
+  manualSeed(seed: number): void;
+  rngState(): { seed: string; offset: string };
+  setRngState(seed: string, offset: string): void;
+  rand(shape: number[], device: string): Handle;
+  randn(shape: number[], device: string): Handle;
+  randint(low: number, high: number, shape: number[], device: string): Handle;
+  bernoulliMask(shape: number[], keep: number, device: string): Handle;
+
+  reshape(h: Handle, shape: number[]): Handle;
+  view(h: Handle, shape: number[]): Handle;
+  permute(h: Handle, axes: number[]): Handle;
+  transpose(h: Handle, a: number, b: number): Handle;
+  slice(h: Handle, axis: number, start: number, end: number, step: number): Handle;
+  select(h: Handle, axis: number, index: number): Handle;
+  expand(h: Handle, shape: number[]): Handle;
+  squeeze(h: Handle, axes: number[]): Handle;
+  unsqueeze(h: Handle, axis: number): Handle;
+  contiguous(h: Handle): Handle;
+  clone(h: Handle): Handle;
+  cast(h: Handle, dtype: DTypeName): Handle;
+  to(h: Handle, device: string): Handle;
+  copyInto(dst: Handle, src: Handle): void;
+  concat(hs: Handle[], axis: number): Handle;
+
+  binary(op: string, a: Handle, b: Handle): Handle;
+  binaryScalar(op: string, a: Handle, s: number, scalarFirst: boolean): Handle;
+  binaryInplace(op: string, a: Handle, b: Handle): void;
+  binaryScalarInplace(op: string, a: Handle, s: number): void;
+  unary(op: string, a: Handle): Handle;
+  unaryInplace(op: string, a: Handle): void;
+  clamp(a: Handle, min: number, max: number): Handle;
+  where(cond: Handle, a: Handle, b: Handle): Handle;
+  fill(h: Handle, value: number): void;
+
+  reduce(op: string, a: Handle, axes: Axes, keepDims: boolean): Handle;
+  variance(a: Handle, axes: Axes, correction: number, keepDims: boolean): Handle;
+  logsumexp(a: Handle, axes: Axes, keepDims: boolean): Handle;
+  softmax(a: Handle, axis: number): Handle;
+  logSoftmax(a: Handle, axis: number): Handle;
+  matmul(a: Handle, b: Handle): Handle;
+  indexSelect(a: Handle, axis: number, index: Handle): Handle;
+  gather(a: Handle, axis: number, index: Handle): Handle;
+  scatterAdd(a: Handle, axis: number, index: Handle, src: Handle): Handle;
+
+  memory(): DeviceMemory[];
+  releaseCachedMemory(): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  setIsa(isa: string): void;
+  getIsa(): string;
+  buildInfo(): BuildInfo;
+}
+
+/** The folder holding package.json, from lib/ (tsx) or dist/lib/ (compiled). */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'cpp'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.join(__dirname, '..');
+}
+
+function load(): Native {
+  const root = packageRoot();
+  let addon: Native;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require('node-gyp-build')(root) as Native;
+  } catch (e) {
+    throw new JouleError(
+      'BACKEND_UNAVAILABLE',
+      `the Joule native addon could not be loaded from ${root}: ${(e as Error).message}. ` +
+        'Run `npm run build:native` (needs a C++17 compiler and cmake or node-gyp).',
+    );
+  }
+  addon.setErrorFactory((code, message) => new JouleError(code as ErrorCode, message));
+  return addon;
+}
+
+export const native: Native = load();
