@@ -120,7 +120,7 @@ unsigned blocks_for(int64_t n) {
 }
 
 void require_f32(const Tensor& t, const char* what) {
-  check(t.dtype == DType::Float32, Code::Dtype, what, " on CUDA supports float32 only for now, got ",
+  JOULE_CHECK(t.dtype == DType::Float32, Code::Dtype, what, " on CUDA supports float32 only for now, got ",
         dtype_name(t.dtype));
 }
 
@@ -128,7 +128,7 @@ void require_f32(const Tensor& t, const char* what) {
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   require_f32(a, "this binary op");
-  check(!ops::is_comparison(op), Code::Device, "comparison ops have no CUDA kernel yet; move the tensors to 'cpu'");
+  JOULE_CHECK(!ops::is_comparison(op), Code::Device, "comparison ops have no CUDA kernel yet; move the tensors to 'cpu'");
   int64_t n = out.numel();
   if (n == 0) return;
   cudaStream_t st = stream(out.device().index);

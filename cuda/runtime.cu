@@ -64,7 +64,7 @@ std::string unavailable_reason() { return probe().reason; }
 
 void check_device(int device) {
   if (probe().count == 0) fail(Code::Device, "CUDA is not available: ", probe().reason);
-  check(device >= 0 && device < probe().count, Code::Device, "cuda:", device, " does not exist (", probe().count,
+  JOULE_CHECK(device >= 0 && device < probe().count, Code::Device, "cuda:", device, " does not exist (", probe().count,
         " CUDA device(s) found)");
 }
 

@@ -40,8 +40,10 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
 }
 
 /** @internal Attaches a node to an op's output. */
-export function record(out: Tensor, name: string, inputs: (Tensor | null)[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
-  const node: GradNode = { name, inputs: inputs.map((t) => (t && t.requiresGrad ? t : null)), backward };
+export function record(out: Tensor, name: string, inputs: (Tensor | null)[], backward: (g: Tensor) => (Tensor | null)[],
+  saved?: Tensor[]): Tensor {
+  // saved: tensors only the backward uses (not graph nodes); freed with the graph.
+  const node: GradNode = { name, inputs: inputs.map((t) => (t && t.requiresGrad ? t : null)), backward, saved };
   out.gradFn = node;
   out.requiresGrad = true;
   return out;
@@ -127,12 +129,17 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   }));
 
   if (!options.retainGraph) {
+    const freeSaved = (node: GradNode) => {
+      for (const s of node.saved ?? []) if (!s._kept) s.dispose();
+    };
     for (const t of order) {
       if (t === root || !t.gradFn) continue;
+      freeSaved(t.gradFn);
       t.gradFn = null;
       if (!t._kept) t.dispose();
     }
     // The graph is gone: a second backward() through it is an error, as in PyTorch.
+    if (root.gradFn) freeSaved(root.gradFn);
     root.gradFn = null;
     root.requiresGrad = false;
   }

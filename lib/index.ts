@@ -31,3 +31,7 @@ export type { BackwardOptions } from './autograd';
 export * from './ops/index';
 export { setNumThreads, getNumThreads, setIsa, getIsa, buildInfo, cudaAvailable, releaseCachedMemory } from './runtime';
 export type { Isa } from './runtime';
+export * as data from './data/index';
+export * as io from './io/index';
+export * as nn from './nn';
+export * as optim from './optim';

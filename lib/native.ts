@@ -101,6 +101,28 @@ export interface Native {
   gather(a: Handle, axis: number, index: Handle): Handle;
   scatterAdd(a: Handle, axis: number, index: Handle, src: Handle): Handle;
 
+  linear(x: Handle, w: Handle, bias: Handle | null, activation: 'none' | 'relu' | 'gelu'): Handle;
+  // nn/optim (cpp/napi/nn_bindings.cpp)
+  /** [y] for 'none'/'relu' (relu's backward uses y), [y, preActivation] for 'gelu'. */
+  linearTrain(x: Handle, w: Handle, bias: Handle | null, activation: 'none' | 'relu' | 'gelu'): Handle[];
+  /** [dx, dw, db]; dwInto/dbInto receive their gradient added (then null is returned for it). */
+  linearBackward(dy: Handle, x: Handle, w: Handle, saved: Handle | null, activation: 'none' | 'relu' | 'gelu',
+    needDx: boolean, needDw: boolean, needDb: boolean, dwInto: Handle | null, dbInto: Handle | null): (Handle | null)[];
+  /** [loss, lse]: loss [] or [N, d...] for 'none'; lse is kept for the backward. */
+  crossEntropy(logits: Handle, target: Handle, labelSmoothing: number, ignoreIndex: number, reduction: 'none' | 'mean' | 'sum'): Handle[];
+  crossEntropyBackward(grad: Handle, logits: Handle, target: Handle, lse: Handle, labelSmoothing: number, ignoreIndex: number,
+    reduction: 'none' | 'mean' | 'sum'): Handle;
+  /** [y, mean, rstd] */
+  layerNorm(x: Handle, weight: Handle | null, bias: Handle | null, eps: number): Handle[];
+  /** [dx, dweight, dbias] */
+  layerNormBackward(dy: Handle, x: Handle, mean: Handle, rstd: Handle, weight: Handle | null, needDx: boolean, needAffine: boolean): (Handle | null)[];
+  sgdStep(params: Handle[], grads: Handle[], bufs: Handle[], initialised: boolean[], lr: number, momentum: number,
+    dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean): void;
+  adamStep(params: Handle[], grads: Handle[], expAvg: Handle[], expAvgSq: Handle[], maxExpAvgSq: Handle[], steps: number[],
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, amsgrad: boolean, maximize: boolean): void;
+  totalNorm(tensors: Handle[], normType: number): number;
+  scaleInplace(tensors: Handle[], factor: number): void;
+
   memory(): DeviceMemory[];
   releaseCachedMemory(): void;
   setNumThreads(n: number): void;
@@ -108,6 +130,7 @@ export interface Native {
   setIsa(isa: string): void;
   getIsa(): string;
   buildInfo(): BuildInfo;
+  libraryLoadError(soname: 'libnccl.so.2' | 'libnvidia-ml.so.1'): string;
 }
 
 /** The folder holding package.json, from lib/ (tsx) or dist/lib/ (compiled). */

@@ -14,6 +14,8 @@ export interface GradNode {
   readonly inputs: readonly (Tensor | null)[];
   /** Given the gradient of the output, the gradients of the inputs (null where not needed). */
   backward(grad: Tensor): (Tensor | null)[];
+  /** Tensors only the backward uses (not graph nodes): freed with the graph after backward(). */
+  readonly saved?: readonly Tensor[];
 }
 
 const DTYPES: readonly DType[] = ['float32', 'int32', 'int8', 'uint8'];
@@ -330,6 +332,20 @@ function dtypeOfTyped(a: ArrayBufferView): DType | null {
   return null;
 }
 
+const INT_RANGE: Record<Exclude<DType, 'float32'>, [number, number]> = {
+  int32: [-2147483648, 2147483647],
+  int8: [-128, 127],
+  uint8: [0, 255],
+};
+
+// The core's rule for a number stored in an integer dtype (as astype): truncate toward zero and
+// saturate, NaN -> 0. A TypedArray store would wrap modulo 2^bits instead.
+function saturate(v: number, dtype: DType): number {
+  const [lo, hi] = INT_RANGE[dtype as Exclude<DType, 'float32'>];
+  if (Number.isNaN(v)) return 0;
+  return v <= lo ? lo : v >= hi ? hi : Math.trunc(v);
+}
+
 function inferShape(data: NestedArray, path: number[] = []): number[] {
   if (!Array.isArray(data)) return [];
   if (path.length > 16) fail('INVALID_ARGUMENT', 'tensor: nested arrays deeper than 16 levels');
@@ -346,7 +362,7 @@ function flatten(data: NestedArray, shape: number[], out: TypedArray, dtype: DTy
       if (dtype !== 'float32' && !Number.isFinite(v)) {
         fail('INVALID_ARGUMENT', `tensor: ${v} at ${where} cannot be stored as ${dtype}`);
       }
-      out[pos++] = v;
+      out[pos++] = dtype === 'float32' ? v : saturate(v, dtype);
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[d]) {
@@ -371,7 +387,9 @@ export function tensor(data: NestedArray | TypedArray | number[], options?: Crea
     let src: TypedArray = data as TypedArray;
     if (opts.dtype !== own) {
       const conv = typedFor(opts.dtype, src.length);
-      for (let i = 0; i < src.length; i++) conv[i] = src[i];
+      // Float to integer saturates; integer to narrower integer wraps, as astype does.
+      if (own === 'float32' && opts.dtype !== 'float32') for (let i = 0; i < src.length; i++) conv[i] = saturate(src[i], opts.dtype);
+      else for (let i = 0; i < src.length; i++) conv[i] = src[i];
       src = conv;
     }
     return finish(wrap(native.fromBuffer(src, shape, opts.dtype, opts.device)), opts);

@@ -94,7 +94,7 @@ Isa active_isa() { return static_cast<Isa>(isa_slot().load(std::memory_order_rel
 
 void set_active_isa(Isa isa) {
   Isa best = best_isa(cpu_features());
-  check(static_cast<int>(isa) <= static_cast<int>(best), Code::InvalidArgument, "ISA '", isa_name(isa),
+  JOULE_CHECK(static_cast<int>(isa) <= static_cast<int>(best), Code::InvalidArgument, "ISA '", isa_name(isa),
         "' is not supported by this CPU (best: '", isa_name(best), "')");
   isa_slot().store(static_cast<int>(isa));
 }

@@ -48,9 +48,18 @@ template <typename... Parts>
   throw Error(code, os.str());
 }
 
+// For conditions whose message parts are cheap (numbers, literals). Where a part costs work
+// (shape_str, device names), use JOULE_CHECK, which builds the message only on failure.
 template <typename... Parts>
 void check(bool ok, Code code, const Parts&... parts) {
   if (!ok) fail(code, parts...);
 }
 
 }  // namespace joule
+
+// JOULE_CHECK(condition, code, message parts...): the parts are evaluated only when the
+// condition fails, so a check on a hot path costs one branch.
+#define JOULE_CHECK(condition, code, ...)    \
+  do {                                       \
+    if (!(condition)) ::joule::fail(code, __VA_ARGS__); \
+  } while (0)

@@ -42,17 +42,17 @@ std::string shape_str(const Shape& shape) {
 }
 
 int64_t shape_numel(const Shape& shape) {
-  check(shape.size() <= static_cast<size_t>(kMaxDims), Code::InvalidArgument, "expected at most ", kMaxDims,
+  JOULE_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), Code::InvalidArgument, "expected at most ", kMaxDims,
         " dimensions, got ", shape.size());
   int64_t n = 1;
   bool zero = false;
   for (int64_t d : shape) {
-    check(d >= 0, Code::InvalidArgument, "expected non-negative dimensions, got shape ", shape_str(shape));
+    JOULE_CHECK(d >= 0, Code::InvalidArgument, "expected non-negative dimensions, got shape ", shape_str(shape));
     if (d == 0) zero = true;
   }
   if (zero) return 0;
   for (int64_t d : shape) {
-    check(d <= kMaxElements && n <= kMaxElements / d, Code::InvalidArgument, "shape ", shape_str(shape),
+    JOULE_CHECK(d <= kMaxElements && n <= kMaxElements / d, Code::InvalidArgument, "shape ", shape_str(shape),
           " has more than 2^53 elements");
     n *= d;
   }
@@ -61,7 +61,7 @@ int64_t shape_numel(const Shape& shape) {
 
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* what) {
   int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
-  check(axis >= lo && axis <= hi, Code::InvalidArgument, what, ": axis ", axis, " is out of range for a tensor of ",
+  JOULE_CHECK(axis >= lo && axis <= hi, Code::InvalidArgument, what, ": axis ", axis, " is out of range for a tensor of ",
         ndim, " dimension(s) (expected ", lo, "..", hi, ")");
   return axis < 0 ? axis + (ndim == 0 ? 1 : ndim) : axis;
 }

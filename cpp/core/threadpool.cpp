@@ -139,7 +139,7 @@ Pool& pool() {
 int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) {
-  check(n >= 1 && n <= 256, Code::InvalidArgument, "setNumThreads: expected an integer from 1 to 256, got ", n);
+  JOULE_CHECK(n >= 1 && n <= 256, Code::InvalidArgument, "setNumThreads: expected an integer from 1 to 256, got ", n);
   if (n != pool().size()) pool().resize(n);
 }
 

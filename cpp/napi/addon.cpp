@@ -6,12 +6,14 @@
 #include <cstring>
 
 #include "core/cpu_features.h"
+#include "core/dynlib.h"
 #include "core/storage.h"
 #include "core/threadpool.h"
 #include "cuda/backend.h"
 #include "napi/addon_data.h"
 #include "napi/convert.h"
 #include "napi/handle.h"
+#include "napi/registry.h"
 #include "ops/ops.h"
 
 #ifndef JOULE_VERSION
@@ -33,7 +35,7 @@ Napi::Value wrap(Info info, Tensor t) { return TensorHandle::wrap(info.Env(), st
 Napi::Value set_error_factory(Info info) {
   return guard(info, [&]() -> Napi::Value {
     Napi::Value f = arg(info, 0, "factory");
-    check(f.IsFunction(), Code::InvalidArgument, "expected a function for 'factory'");
+    JOULE_CHECK(f.IsFunction(), Code::InvalidArgument, "expected a function for 'factory'");
     addon_data(info.Env()).error_factory = Napi::Persistent(f.As<Napi::Function>());
     return info.Env().Undefined();
   });
@@ -71,7 +73,7 @@ Napi::Value same_storage(Info info) {
 Napi::Value dispose(Info info) {
   return guard(info, [&]() -> Napi::Value {
     TensorHandle* h = TensorHandle::unwrap(arg(info, 0, "tensor"));
-    check(h != nullptr, Code::InvalidArgument, "expected a tensor for 'tensor'");
+    JOULE_CHECK(h != nullptr, Code::InvalidArgument, "expected a tensor for 'tensor'");
     h->release();
     return info.Env().Undefined();
   });
@@ -109,7 +111,7 @@ Napi::Value to_buffer(Info info) {
 Napi::Value item(Info info) {
   return guard(info, [&]() -> Napi::Value {
     const Tensor& t = to_tensor(info, 0, "tensor");
-    check(t.numel() == 1, Code::ShapeMismatch, "item: expected a tensor with one element, got shape ",
+    JOULE_CHECK(t.numel() == 1, Code::ShapeMismatch, "item: expected a tensor with one element, got shape ",
           shape_str(t.shape));
     double v = 0;
     dispatch_dtype(t.dtype, [&](auto tag) {
@@ -153,7 +155,7 @@ Napi::Value eye(Info info) {
 Napi::Value manual_seed(Info info) {
   return guard(info, [&]() -> Napi::Value {
     int64_t seed = to_int(info, 0, "seed");
-    check(seed >= 0, Code::InvalidArgument, "manualSeed: expected a non-negative integer, got ", seed);
+    JOULE_CHECK(seed >= 0, Code::InvalidArgument, "manualSeed: expected a non-negative integer, got ", seed);
     ops::manual_seed(static_cast<uint64_t>(seed));
     return info.Env().Undefined();
   });
@@ -174,11 +176,11 @@ Napi::Value set_rng_state(Info info) {
   return guard(info, [&]() -> Napi::Value {
     auto parse = [&](size_t i, const char* name) {
       std::string s = to_string(info, i, name);
-      check(!s.empty() && s.size() <= 20 && s.find_first_not_of("0123456789") == std::string::npos,
+      JOULE_CHECK(!s.empty() && s.size() <= 20 && s.find_first_not_of("0123456789") == std::string::npos,
             Code::InvalidArgument, "setRngState: expected a decimal string for '", name, "', got '", s, "'");
       errno = 0;
       unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
-      check(errno == 0, Code::InvalidArgument, "setRngState: '", name, "' is out of range");
+      JOULE_CHECK(errno == 0, Code::InvalidArgument, "setRngState: '", name, "' is out of range");
       return static_cast<uint64_t>(v);
     };
     ops::set_rng_state({parse(0, "seed"), parse(1, "offset")});
@@ -395,7 +397,7 @@ Napi::Value release_cached(Info info) {
 Napi::Value set_threads(Info info) {
   return guard(info, [&]() -> Napi::Value {
     int64_t n = to_int(info, 0, "threads");
-    check(n >= 1 && n <= 256, Code::InvalidArgument, "setNumThreads: expected an integer from 1 to 256, got ", n);
+    JOULE_CHECK(n >= 1 && n <= 256, Code::InvalidArgument, "setNumThreads: expected an integer from 1 to 256, got ", n);
     set_num_threads(static_cast<int>(n));
     return info.Env().Undefined();
   });
@@ -414,6 +416,16 @@ Napi::Value set_isa(Info info) {
 
 Napi::Value get_isa(Info info) {
   return guard(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), isa_name(active_isa())); });
+}
+
+Napi::Value library_load_error(Info info) {
+  return guard(info, [&]() -> Napi::Value {
+    std::string name = to_string(info, 0, "library");
+    // Only the vendor libraries Joule itself opens: this is not a general dlopen for JavaScript.
+    JOULE_CHECK(name == "libnccl.so.2" || name == "libnvidia-ml.so.1", Code::InvalidArgument,
+          "expected 'libnccl.so.2' or 'libnvidia-ml.so.1', got '", name, "'");
+    return Napi::String::New(info.Env(), joule::library_load_error(name));
+  });
 }
 
 Napi::Value build_info(Info info) {
@@ -453,10 +465,8 @@ Napi::Value build_info(Info info) {
 
 }  // namespace
 
-Napi::Object init(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData<AddonData>(new AddonData());
-  exports.Set("TensorHandle", TensorHandle::define(env));
-  const std::pair<const char*, Napi::Value (*)(Info)> functions[] = {
+std::vector<Binding> tensor_bindings() {
+  return {
       {"setErrorFactory", set_error_factory}, {"meta", meta}, {"layout", layout}, {"sameStorage", same_storage},
       {"dispose", dispose}, {"fromBuffer", from_buffer}, {"toBuffer", to_buffer}, {"item", item},
       {"full", full}, {"arange", arange}, {"linspace", linspace}, {"eye", eye},
@@ -473,9 +483,16 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
       {"logSoftmax", log_softmax}, {"matmul", matmul}, {"indexSelect", index_select}, {"gather", gather},
       {"scatterAdd", scatter_add},
       {"memory", memory}, {"releaseCachedMemory", release_cached}, {"setNumThreads", set_threads},
-      {"getNumThreads", get_threads}, {"setIsa", set_isa}, {"getIsa", get_isa}, {"buildInfo", build_info},
+      {"getNumThreads", get_threads}, {"setIsa", set_isa}, {"getIsa", get_isa}, {"buildInfo", build_info}, {"libraryLoadError", library_load_error},
   };
-  for (const auto& [name, fn] : functions) exports.Set(name, Napi::Function::New(env, fn, name));
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<AddonData>(new AddonData());
+  exports.Set("TensorHandle", TensorHandle::define(env));
+  for (auto list : {tensor_bindings(), nn_bindings()}) {
+    for (const auto& [name, fn] : list) exports.Set(name, Napi::Function::New(env, fn, name));
+  }
   return exports;
 }
 

@@ -28,9 +28,9 @@ std::string type_of(const Napi::Value& v) {
 constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
 
 int64_t int_from(const Napi::Value& v, const char* name) {
-  check(v.IsNumber(), Code::InvalidArgument, "expected an integer for '", name, "', got ", type_of(v));
+  JOULE_CHECK(v.IsNumber(), Code::InvalidArgument, "expected an integer for '", name, "', got ", type_of(v));
   double d = v.As<Napi::Number>().DoubleValue();
-  check(std::isfinite(d) && d == std::floor(d) && std::fabs(d) <= kMaxSafe, Code::InvalidArgument,
+  JOULE_CHECK(std::isfinite(d) && d == std::floor(d) && std::fabs(d) <= kMaxSafe, Code::InvalidArgument,
         "expected an integer for '", name, "', got ", d);
   return static_cast<int64_t>(d);
 }
@@ -78,7 +78,7 @@ std::vector<int64_t> to_ints(const Napi::CallbackInfo& info, size_t i, const cha
   if (!v.IsArray()) bad(info, i, name, "an array of integers");
   Napi::Array a = v.As<Napi::Array>();
   uint32_t n = a.Length();
-  check(n <= 64, Code::InvalidArgument, "expected at most 64 entries for '", name, "', got ", n);
+  JOULE_CHECK(n <= 64, Code::InvalidArgument, "expected at most 64 entries for '", name, "', got ", n);
   std::vector<int64_t> out(n);
   for (uint32_t k = 0; k < n; ++k) out[k] = int_from(a.Get(k), name);
   return out;
@@ -87,7 +87,7 @@ std::vector<int64_t> to_ints(const Napi::CallbackInfo& info, size_t i, const cha
 const Tensor& to_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
   TensorHandle* h = TensorHandle::unwrap(arg(info, i, name));
   if (!h) bad(info, i, name, "a tensor");
-  check(h->tensor().has_value(), Code::Disposed, "'", name, "' is a tensor that was disposed");
+  JOULE_CHECK(h->tensor().has_value(), Code::Disposed, "'", name, "' is a tensor that was disposed");
   return *h->tensor();
 }
 
@@ -98,8 +98,8 @@ std::vector<Tensor> to_tensors(const Napi::CallbackInfo& info, size_t i, const c
   std::vector<Tensor> out;
   for (uint32_t k = 0; k < a.Length(); ++k) {
     TensorHandle* h = TensorHandle::unwrap(a.Get(k));
-    check(h != nullptr, Code::InvalidArgument, "expected only tensors in '", name, "' (entry ", k, " is not one)");
-    check(h->tensor().has_value(), Code::Disposed, "entry ", k, " of '", name, "' is a tensor that was disposed");
+    JOULE_CHECK(h != nullptr, Code::InvalidArgument, "expected only tensors in '", name, "' (entry ", k, " is not one)");
+    JOULE_CHECK(h->tensor().has_value(), Code::Disposed, "entry ", k, " of '", name, "' is a tensor that was disposed");
     out.push_back(*h->tensor());
   }
   return out;

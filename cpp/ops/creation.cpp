@@ -12,7 +12,7 @@ namespace joule::ops {
 namespace {
 
 void check_finite(double v, const char* op, const char* what) {
-  check(std::isfinite(v), Code::InvalidArgument, op, ": expected a finite ", what, ", got ", v);
+  JOULE_CHECK(std::isfinite(v), Code::InvalidArgument, op, ": expected a finite ", what, ", got ", v);
 }
 
 // Builds the tensor on the CPU with `make`, then moves it where it was asked for.
@@ -90,7 +90,7 @@ Tensor to_device(const Tensor& t, Device device) {
 }
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
-  check(!std::isnan(value) || dtype == DType::Float32, Code::InvalidArgument,
+  JOULE_CHECK(!std::isnan(value) || dtype == DType::Float32, Code::InvalidArgument,
         "full: NaN cannot be stored in an integer tensor");
   if (device.is_cuda() && dtype == DType::Float32) {
     cuda::check_device(device.index);
@@ -105,10 +105,10 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
   check_finite(start, "arange", "start");
   check_finite(end, "arange", "end");
   check_finite(step, "arange", "step");
-  check(step != 0, Code::InvalidArgument, "arange: expected a non-zero step");
+  JOULE_CHECK(step != 0, Code::InvalidArgument, "arange: expected a non-zero step");
   double count = std::ceil((end - start) / step);
   if (count < 0) count = 0;
-  check(count <= static_cast<double>(kMaxElements), Code::InvalidArgument, "arange: ", count, " elements is too many");
+  JOULE_CHECK(count <= static_cast<double>(kMaxElements), Code::InvalidArgument, "arange: ", count, " elements is too many");
   return fill_by_index({static_cast<int64_t>(count)}, dtype, device,
                        [&](int64_t i) { return start + static_cast<double>(i) * step; });
 }
@@ -116,7 +116,7 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
 Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device) {
   check_finite(start, "linspace", "start");
   check_finite(end, "linspace", "end");
-  check(steps >= 0, Code::InvalidArgument, "linspace: expected steps >= 0, got ", steps);
+  JOULE_CHECK(steps >= 0, Code::InvalidArgument, "linspace: expected steps >= 0, got ", steps);
   double span = end - start;
   return fill_by_index({steps}, dtype, device, [&](int64_t i) {
     if (steps == 1) return start;
@@ -127,13 +127,13 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype, Device dev
 }
 
 Tensor eye(int64_t rows, int64_t cols, DType dtype, Device device) {
-  check(rows >= 0 && cols >= 0, Code::InvalidArgument, "eye: expected non-negative sizes, got ", rows, "x", cols);
+  JOULE_CHECK(rows >= 0 && cols >= 0, Code::InvalidArgument, "eye: expected non-negative sizes, got ", rows, "x", cols);
   return fill_by_index({rows, cols}, dtype, device, [&](int64_t i) { return i / cols == i % cols ? 1.0 : 0.0; });
 }
 
 Tensor from_host(const void* data, size_t bytes, const Shape& shape, DType dtype, Device device) {
   int64_t n = shape_numel(shape);
-  check(static_cast<size_t>(n) * dtype_size(dtype) == bytes, Code::ShapeMismatch, "expected ",
+  JOULE_CHECK(static_cast<size_t>(n) * dtype_size(dtype) == bytes, Code::ShapeMismatch, "expected ",
         n * static_cast<int64_t>(dtype_size(dtype)), " bytes for shape ", shape_str(shape), " of ", dtype_name(dtype),
         ", got ", bytes);
   return on_device(shape, dtype, device, [&](const Tensor& t) {
@@ -142,7 +142,7 @@ Tensor from_host(const void* data, size_t bytes, const Shape& shape, DType dtype
 }
 
 void to_host(const Tensor& t, void* dst, size_t bytes) {
-  check(bytes == t.nbytes(), Code::InvalidArgument, "to_host: expected a buffer of ", t.nbytes(), " bytes, got ",
+  JOULE_CHECK(bytes == t.nbytes(), Code::InvalidArgument, "to_host: expected a buffer of ", t.nbytes(), " bytes, got ",
         bytes);
   if (bytes == 0) return;
   Tensor c = contiguous(t);
@@ -196,8 +196,8 @@ Tensor randn(const Shape& shape, Device device) {
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Device device) {
-  check(low < high, Code::InvalidArgument, "randint: expected low < high, got ", low, " and ", high);
-  check(low >= INT32_MIN && high - 1 <= INT32_MAX, Code::InvalidArgument,
+  JOULE_CHECK(low < high, Code::InvalidArgument, "randint: expected low < high, got ", low, " and ", high);
+  JOULE_CHECK(low >= INT32_MIN && high - 1 <= INT32_MAX, Code::InvalidArgument,
         "randint: expected bounds within the int32 range, got ", low, " and ", high);
   uint64_t range = static_cast<uint64_t>(high - low);
   return on_device(shape, DType::Int32, device, [&](const Tensor& t) {
@@ -209,7 +209,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Device device) {
 }
 
 Tensor bernoulli_mask(const Shape& shape, double keep, Device device) {
-  check(keep >= 0 && keep <= 1, Code::InvalidArgument, "bernoulli: expected a probability in [0, 1], got ", keep);
+  JOULE_CHECK(keep >= 0 && keep <= 1, Code::InvalidArgument, "bernoulli: expected a probability in [0, 1], got ", keep);
   return on_device(shape, DType::Float32, device, [&](const Tensor& t) {
     float* p = t.data<float>();
     generate(t.numel(), [&](int64_t i, const std::array<uint32_t, 4>& r, int j) {

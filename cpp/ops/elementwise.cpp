@@ -39,7 +39,7 @@ DType with_scalar(BinaryOp op, DType tensor, double scalar) {
 
 void require_not_overlapping(const Tensor& t, const char* op) {
   for (int64_t d = 0; d < t.dim(); ++d) {
-    check(t.shape[d] <= 1 || t.strides[d] != 0, Code::InvalidArgument, op,
+    JOULE_CHECK(t.shape[d] <= 1 || t.strides[d] != 0, Code::InvalidArgument, op,
           ": cannot write in place into an expanded (broadcast) view; clone() it first");
   }
 }
@@ -63,7 +63,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
   for (size_t i = 0; i < n; ++i) {
     int64_t x = i < n - a.size() ? 1 : a[i - (n - a.size())];
     int64_t y = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    check(x == y || x == 1 || y == 1, Code::ShapeMismatch, "shapes ", shape_str(a), " and ", shape_str(b),
+    JOULE_CHECK(x == y || x == 1 || y == 1, Code::ShapeMismatch, "shapes ", shape_str(a), " and ", shape_str(b),
           " cannot be broadcast together (dimension ", i, ": ", x, " vs ", y, ")");
     out[i] = x == 1 ? y : x;
   }
@@ -91,21 +91,22 @@ Tensor binary_scalar(BinaryOp op, const Tensor& a, double scalar, bool scalar_fi
 
 void binary_inplace(BinaryOp op, const Tensor& a, const Tensor& b) {
   require_same_device(a, b, "in-place binary op");
-  check(!is_comparison(op), Code::InvalidArgument, "comparisons have no in-place form");
+  JOULE_CHECK(!is_comparison(op), Code::InvalidArgument, "comparisons have no in-place form");
   Shape shape = broadcast_shapes(a.shape, b.shape);
-  check(shape == a.shape, Code::ShapeMismatch, "in-place op: the result shape ", shape_str(shape),
+  JOULE_CHECK(shape == a.shape, Code::ShapeMismatch, "in-place op: the result shape ", shape_str(shape),
         " differs from the target's ", shape_str(a.shape));
   DType dt = compute_dtype(op, a.dtype, b.dtype);
-  check(dt == a.dtype, Code::Dtype, "in-place op: the result would be ", dtype_name(dt), " but the target is ",
+  JOULE_CHECK(dt == a.dtype, Code::Dtype, "in-place op: the result would be ", dtype_name(dt), " but the target is ",
         dtype_name(a.dtype));
   require_not_overlapping(a, "in-place op");
-  run_binary(op, a, cast(b, dt), a);
+  // b may be a view of a's storage (a.add_(a.t())): read it in full before a is written.
+  run_binary(op, a, b.storage == a.storage ? clone(cast(b, dt)) : cast(b, dt), a);
 }
 
 void binary_scalar_inplace(BinaryOp op, const Tensor& a, double scalar) {
-  check(!is_comparison(op), Code::InvalidArgument, "comparisons have no in-place form");
+  JOULE_CHECK(!is_comparison(op), Code::InvalidArgument, "comparisons have no in-place form");
   DType dt = with_scalar(op, a.dtype, scalar);
-  check(dt == a.dtype, Code::Dtype, "in-place op: the result would be ", dtype_name(dt), " but the target is ",
+  JOULE_CHECK(dt == a.dtype, Code::Dtype, "in-place op: the result would be ", dtype_name(dt), " but the target is ",
         dtype_name(a.dtype));
   require_not_overlapping(a, "in-place op");
   run_binary(op, a, scalar_like(scalar, dt, a.device()), a);
@@ -119,7 +120,7 @@ Tensor unary(UnaryOp op, const Tensor& a) {
 }
 
 void unary_inplace(UnaryOp op, const Tensor& a) {
-  check(keeps_integer_type(op) || a.dtype == DType::Float32, Code::Dtype, "in-place op: the result would be float32 ",
+  JOULE_CHECK(keeps_integer_type(op) || a.dtype == DType::Float32, Code::Dtype, "in-place op: the result would be float32 ",
         "but the target is ", dtype_name(a.dtype));
   require_not_overlapping(a, "in-place op");
   if (a.device().is_cpu()) kernels::unary(op, a, a); else cuda::unary(op, a, a);
@@ -127,7 +128,7 @@ void unary_inplace(UnaryOp op, const Tensor& a) {
 
 Tensor clamp(const Tensor& a, double lo, double hi) {
   require_cpu(a, "clamp");
-  check(std::isnan(lo) || std::isnan(hi) || lo <= hi, Code::InvalidArgument, "clamp: expected min <= max, got ", lo,
+  JOULE_CHECK(std::isnan(lo) || std::isnan(hi) || lo <= hi, Code::InvalidArgument, "clamp: expected min <= max, got ", lo,
         " and ", hi);
   bool fractional = (!std::isnan(lo) && scalar_dtype(lo) == DType::Float32) ||
                     (!std::isnan(hi) && scalar_dtype(hi) == DType::Float32);
@@ -150,7 +151,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 void fill(const Tensor& t, double value) {
-  check(!std::isnan(value) || t.dtype == DType::Float32, Code::InvalidArgument,
+  JOULE_CHECK(!std::isnan(value) || t.dtype == DType::Float32, Code::InvalidArgument,
         "fill: NaN cannot be stored in an integer tensor");
   require_not_overlapping(t, "fill");
   if (t.device().is_cpu()) kernels::fill(t, value); else cuda::fill(t, static_cast<float>(value));

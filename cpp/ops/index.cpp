@@ -6,11 +6,11 @@ namespace joule::ops {
 namespace {
 
 void require_index(const Tensor& index, const char* op) {
-  check(index.dtype == DType::Int32, Code::Dtype, op, ": expected int32 indices, got ", dtype_name(index.dtype));
+  JOULE_CHECK(index.dtype == DType::Int32, Code::Dtype, op, ": expected int32 indices, got ", dtype_name(index.dtype));
 }
 
 int64_t checked_index(int32_t i, int64_t size, const char* op) {
-  check(i >= -size && i < size, Code::InvalidArgument, op, ": index ", i, " is out of range for a dimension of size ",
+  JOULE_CHECK(i >= -size && i < size, Code::InvalidArgument, op, ": index ", i, " is out of range for a dimension of size ",
         size);
   return i < 0 ? i + size : i;
 }
@@ -21,8 +21,8 @@ Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index) {
   require_cpu(a, "indexSelect");
   require_same_device(a, index, "indexSelect");
   require_index(index, "indexSelect");
-  check(index.dim() <= 1, Code::ShapeMismatch, "indexSelect: expected a 1-D index, got shape ", shape_str(index.shape));
-  check(a.dim() > 0, Code::InvalidArgument, "indexSelect: cannot index a 0-d tensor");
+  JOULE_CHECK(index.dim() <= 1, Code::ShapeMismatch, "indexSelect: expected a 1-D index, got shape ", shape_str(index.shape));
+  JOULE_CHECK(a.dim() > 0, Code::InvalidArgument, "indexSelect: cannot index a 0-d tensor");
   axis = normalize_axis(axis, a.dim(), "indexSelect");
   Tensor idx = contiguous(index);
   int64_t count = idx.numel();
@@ -41,11 +41,11 @@ Tensor gather(const Tensor& a, int64_t axis, const Tensor& index) {
   require_cpu(a, "gather");
   require_same_device(a, index, "gather");
   require_index(index, "gather");
-  check(a.dim() > 0 && index.dim() == a.dim(), Code::ShapeMismatch, "gather: expected an index with as many dimensions (",
+  JOULE_CHECK(a.dim() > 0 && index.dim() == a.dim(), Code::ShapeMismatch, "gather: expected an index with as many dimensions (",
         a.dim(), ") as the input, got shape ", shape_str(index.shape));
   axis = normalize_axis(axis, a.dim(), "gather");
   for (int64_t d = 0; d < a.dim(); ++d) {
-    check(d == axis || index.shape[d] <= a.shape[d], Code::ShapeMismatch, "gather: index shape ",
+    JOULE_CHECK(d == axis || index.shape[d] <= a.shape[d], Code::ShapeMismatch, "gather: index shape ",
           shape_str(index.shape), " exceeds input shape ", shape_str(a.shape), " outside axis ", axis);
   }
   Tensor idx = contiguous(index);
@@ -75,12 +75,12 @@ Tensor scatter_add(const Tensor& a, int64_t axis, const Tensor& index, const Ten
   require_same_device(a, index, "scatterAdd");
   require_same_device(a, src, "scatterAdd");
   require_index(index, "scatterAdd");
-  check(a.dim() > 0 && index.dim() == a.dim() && src.dim() == a.dim(), Code::ShapeMismatch,
+  JOULE_CHECK(a.dim() > 0 && index.dim() == a.dim() && src.dim() == a.dim(), Code::ShapeMismatch,
         "scatterAdd: expected input, index and src with the same number of dimensions, got ", shape_str(a.shape), ", ",
         shape_str(index.shape), " and ", shape_str(src.shape));
   axis = normalize_axis(axis, a.dim(), "scatterAdd");
   for (int64_t d = 0; d < a.dim(); ++d) {
-    check(index.shape[d] <= src.shape[d] && (d == axis || index.shape[d] <= a.shape[d]), Code::ShapeMismatch,
+    JOULE_CHECK(index.shape[d] <= src.shape[d] && (d == axis || index.shape[d] <= a.shape[d]), Code::ShapeMismatch,
           "scatterAdd: index shape ", shape_str(index.shape), " must fit in src ", shape_str(src.shape),
           " and, outside axis ", axis, ", in the input ", shape_str(a.shape));
   }

@@ -7,9 +7,9 @@ namespace joule::ops {
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   require_same_device(a_in, b_in, "matmul");
   require_cpu(a_in, "matmul");
-  check(a_in.dim() >= 1 && b_in.dim() >= 1, Code::ShapeMismatch, "matmul: expected tensors of at least 1 dimension, got ",
+  JOULE_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, Code::ShapeMismatch, "matmul: expected tensors of at least 1 dimension, got ",
         shape_str(a_in.shape), " and ", shape_str(b_in.shape));
-  check(a_in.dtype == DType::Float32 && b_in.dtype == DType::Float32, Code::Dtype,
+  JOULE_CHECK(a_in.dtype == DType::Float32 && b_in.dtype == DType::Float32, Code::Dtype,
         "matmul: expected float32 tensors, got ", dtype_name(a_in.dtype), " and ", dtype_name(b_in.dtype),
         " (use astype('float32'), or the int8 kernels of joule.quant)");
   // 1-D operands become a row (left) or a column (right) and that axis is dropped afterwards.
@@ -17,7 +17,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor b = b_in.dim() == 1 ? unsqueeze(b_in, 1) : b_in;
   int64_t m = a.shape[a.dim() - 2], k = a.shape[a.dim() - 1];
   int64_t kb = b.shape[b.dim() - 2], n = b.shape[b.dim() - 1];
-  check(k == kb, Code::ShapeMismatch, "matmul: inner dimensions differ: ", shape_str(a_in.shape), " @ ",
+  JOULE_CHECK(k == kb, Code::ShapeMismatch, "matmul: inner dimensions differ: ", shape_str(a_in.shape), " @ ",
         shape_str(b_in.shape), " (", k, " vs ", kb, ")");
   Shape a_batch(a.shape.begin(), a.shape.end() - 2), b_batch(b.shape.begin(), b.shape.end() - 2);
   Shape batch = broadcast_shapes(a_batch, b_batch);

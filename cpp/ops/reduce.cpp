@@ -13,7 +13,7 @@ std::vector<bool> reduced_mask(const Tensor& a, const std::vector<int64_t>& axes
   for (int64_t axis : axes) {
     int64_t d = normalize_axis(axis, a.dim(), op);
     if (a.dim() == 0) continue;
-    check(!mask[d], Code::InvalidArgument, op, ": axis ", axis, " is given twice");
+    JOULE_CHECK(!mask[d], Code::InvalidArgument, op, ": axis ", axis, " is given twice");
     mask[d] = true;
   }
   return mask;
@@ -50,7 +50,7 @@ Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int64_t>& axes, bo
   for (int64_t d = 0; d < a.dim(); ++d) if (mask[d]) n_red *= a.shape[d];
   bool extreme = op == ReduceOp::Max || op == ReduceOp::Min || op == ReduceOp::ArgMax || op == ReduceOp::ArgMin;
   Shape out_shape = reduced_shape(a, mask, keep_dims);
-  check(!(extreme && n_red == 0 && shape_numel(out_shape) > 0), Code::InvalidArgument, name,
+  JOULE_CHECK(!(extreme && n_red == 0 && shape_numel(out_shape) > 0), Code::InvalidArgument, name,
         ": cannot reduce over an empty dimension (no identity)");
   Tensor src = op == ReduceOp::Mean ? cast(a, DType::Float32) : a;
   DType out_dtype = src.dtype;
@@ -68,7 +68,7 @@ Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int64_t>& axes, bo
 
 Tensor variance(const Tensor& a, const std::vector<int64_t>& axes, int64_t correction, bool keep_dims) {
   require_cpu(a, "var");
-  check(correction >= 0, Code::InvalidArgument, "var: expected correction >= 0, got ", correction);
+  JOULE_CHECK(correction >= 0, Code::InvalidArgument, "var: expected correction >= 0, got ", correction);
   Tensor x = cast(a, DType::Float32);
   std::vector<bool> mask = reduced_mask(x, axes, "var");
   int64_t n = 1;
@@ -83,6 +83,14 @@ Tensor variance(const Tensor& a, const std::vector<int64_t>& axes, int64_t corre
 Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& axes, bool keep_dims) {
   require_cpu(a, "logsumexp");
   Tensor x = cast(a, DType::Float32);
+  std::vector<bool> reduced = reduced_mask(x, axes, "logsumexp");
+  int64_t n_red = 1;
+  for (int64_t d = 0; d < x.dim(); ++d) if (reduced[d]) n_red *= x.shape[d];
+  if (n_red == 0) {  // the log of an empty sum, as in PyTorch (max would have no identity)
+    Tensor out = reduce(ReduceOp::Sum, x, axes, keep_dims);
+    fill(out, -INFINITY);
+    return out;
+  }
   Tensor m = reduce(ReduceOp::Max, x, axes, true);
   // Shift by the max for stability, but not by an infinite one (that would make NaN).
   float* pm = m.data<float>();

@@ -53,10 +53,10 @@ Shape resolve_shape(const Tensor& t, const Shape& requested, const char* op) {
   int64_t infer = -1, known = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
-      check(infer < 0, Code::InvalidArgument, op, ": only one dimension can be -1, got ", shape_str(requested));
+      JOULE_CHECK(infer < 0, Code::InvalidArgument, op, ": only one dimension can be -1, got ", shape_str(requested));
       infer = static_cast<int64_t>(i);
     } else {
-      check(shape[i] >= 0, Code::InvalidArgument, op, ": expected dimensions >= 0 (or one -1), got ",
+      JOULE_CHECK(shape[i] >= 0, Code::InvalidArgument, op, ": expected dimensions >= 0 (or one -1), got ",
             shape_str(requested));
     }
   }
@@ -64,11 +64,11 @@ Shape resolve_shape(const Tensor& t, const Shape& requested, const char* op) {
     Shape rest = shape;
     rest[infer] = 1;
     known = shape_numel(rest);
-    check(known != 0 && t.numel() % known == 0, Code::ShapeMismatch, op, ": cannot reshape a tensor of shape ",
+    JOULE_CHECK(known != 0 && t.numel() % known == 0, Code::ShapeMismatch, op, ": cannot reshape a tensor of shape ",
           shape_str(t.shape), " into ", shape_str(requested));
     shape[infer] = t.numel() / known;
   }
-  check(shape_numel(shape) == t.numel(), Code::ShapeMismatch, op, ": cannot reshape a tensor of shape ",
+  JOULE_CHECK(shape_numel(shape) == t.numel(), Code::ShapeMismatch, op, ": cannot reshape a tensor of shape ",
         shape_str(t.shape), " (", t.numel(), " elements) into ", shape_str(requested));
   return shape;
 }
@@ -78,7 +78,7 @@ Shape resolve_shape(const Tensor& t, const Shape& requested, const char* op) {
 Tensor view(const Tensor& t, const Shape& requested) {
   Shape shape = resolve_shape(t, requested, "view");
   Shape strides;
-  check(view_strides(t, shape, strides), Code::ShapeMismatch, "view: a tensor of shape ", shape_str(t.shape),
+  JOULE_CHECK(view_strides(t, shape, strides), Code::ShapeMismatch, "view: a tensor of shape ", shape_str(t.shape),
         " with these strides cannot be viewed as ", shape_str(shape), " without a copy; use reshape()");
   return with_layout(t, shape, strides, t.offset);
 }
@@ -92,13 +92,13 @@ Tensor reshape(const Tensor& t, const Shape& requested) {
 }
 
 Tensor permute(const Tensor& t, const std::vector<int64_t>& order) {
-  check(static_cast<int64_t>(order.size()) == t.dim(), Code::InvalidArgument, "permute: expected ", t.dim(),
+  JOULE_CHECK(static_cast<int64_t>(order.size()) == t.dim(), Code::InvalidArgument, "permute: expected ", t.dim(),
         " axes, got ", order.size());
   std::vector<bool> seen(order.size(), false);
   Shape shape(order.size()), strides(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
     int64_t a = normalize_axis(order[i], t.dim(), "permute");
-    check(!seen[a], Code::InvalidArgument, "permute: axis ", a, " appears twice");
+    JOULE_CHECK(!seen[a], Code::InvalidArgument, "permute: axis ", a, " appears twice");
     seen[a] = true;
     shape[i] = t.shape[a];
     strides[i] = t.strides[a];
@@ -117,9 +117,9 @@ Tensor transpose(const Tensor& t, int64_t a, int64_t b) {
 }
 
 Tensor slice(const Tensor& t, int64_t axis, int64_t start, int64_t end, int64_t step) {
-  check(t.dim() > 0, Code::InvalidArgument, "slice: cannot slice a 0-d tensor");
+  JOULE_CHECK(t.dim() > 0, Code::InvalidArgument, "slice: cannot slice a 0-d tensor");
   axis = normalize_axis(axis, t.dim(), "slice");
-  check(step > 0, Code::InvalidArgument, "slice: expected a positive step, got ", step);
+  JOULE_CHECK(step > 0, Code::InvalidArgument, "slice: expected a positive step, got ", step);
   int64_t n = t.shape[axis];
   // Python slice semantics: negative bounds count from the end, out-of-range bounds clamp.
   auto clampi = [n](int64_t v) { return v < 0 ? std::max<int64_t>(v + n, 0) : std::min(v, n); };
@@ -133,10 +133,10 @@ Tensor slice(const Tensor& t, int64_t axis, int64_t start, int64_t end, int64_t 
 }
 
 Tensor select(const Tensor& t, int64_t axis, int64_t index) {
-  check(t.dim() > 0, Code::InvalidArgument, "select: cannot index a 0-d tensor");
+  JOULE_CHECK(t.dim() > 0, Code::InvalidArgument, "select: cannot index a 0-d tensor");
   axis = normalize_axis(axis, t.dim(), "select");
   int64_t n = t.shape[axis];
-  check(index >= -n && index < n, Code::InvalidArgument, "select: index ", index, " is out of range for axis ", axis,
+  JOULE_CHECK(index >= -n && index < n, Code::InvalidArgument, "select: index ", index, " is out of range for axis ", axis,
         " of size ", n);
   if (index < 0) index += n;
   Shape shape = t.shape, strides = t.strides;
@@ -146,14 +146,15 @@ Tensor select(const Tensor& t, int64_t axis, int64_t index) {
 }
 
 Tensor expand(const Tensor& t, const Shape& shape) {
-  check(static_cast<int64_t>(shape.size()) >= t.dim(), Code::ShapeMismatch, "expand: cannot expand shape ",
+  JOULE_CHECK(static_cast<int64_t>(shape.size()) >= t.dim(), Code::ShapeMismatch, "expand: cannot expand shape ",
         shape_str(t.shape), " to ", shape_str(shape), " (fewer dimensions)");
-  shape_numel(shape);
+  JOULE_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), Code::InvalidArgument, "expand: expected at most ", kMaxDims,
+        " dimensions, got ", shape.size());
   size_t lead = shape.size() - t.shape.size();
   Shape out_shape(shape.size()), strides(shape.size(), 0);
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i < lead) {
-      check(shape[i] >= 0, Code::InvalidArgument, "expand: new leading dimensions must be >= 0, got ",
+      JOULE_CHECK(shape[i] >= 0, Code::InvalidArgument, "expand: new leading dimensions must be >= 0, got ",
             shape_str(shape));
       out_shape[i] = shape[i];
       continue;
@@ -164,11 +165,12 @@ Tensor expand(const Tensor& t, const Shape& shape) {
       out_shape[i] = have;
       strides[i] = t.strides[i - lead];
     } else {
-      check(have == 1, Code::ShapeMismatch, "expand: cannot expand shape ", shape_str(t.shape), " to ",
+      JOULE_CHECK(have == 1, Code::ShapeMismatch, "expand: cannot expand shape ", shape_str(t.shape), " to ",
             shape_str(shape), " (only size-1 dimensions can grow)");
       out_shape[i] = want;
     }
   }
+  shape_numel(out_shape);  // after resolving -1: rejects other negative sizes and huge shapes
   return with_layout(t, out_shape, strides, t.offset);
 }
 
@@ -194,7 +196,7 @@ Tensor squeeze(const Tensor& t, const std::vector<int64_t>& axes) {
 
 Tensor unsqueeze(const Tensor& t, int64_t axis) {
   axis = normalize_axis(axis, t.dim() + 1, "unsqueeze");
-  check(t.dim() < kMaxDims, Code::InvalidArgument, "unsqueeze: at most ", kMaxDims, " dimensions");
+  JOULE_CHECK(t.dim() < kMaxDims, Code::InvalidArgument, "unsqueeze: at most ", kMaxDims, " dimensions");
   Shape shape = t.shape, strides = t.strides;
   int64_t stride = axis < t.dim() ? t.strides[axis] * t.shape[axis] : 1;
   shape.insert(shape.begin() + axis, 1);
@@ -204,12 +206,17 @@ Tensor unsqueeze(const Tensor& t, int64_t axis) {
 
 void copy_into(const Tensor& dst, const Tensor& src) {
   require_same_device(dst, src, "copy");
-  Tensor s = expand(src, dst.shape);
+  for (int64_t d = 0; d < dst.dim(); ++d) {
+    JOULE_CHECK(dst.shape[d] <= 1 || dst.strides[d] != 0, Code::InvalidArgument,
+          "copy: cannot write into an expanded (broadcast) view; clone() it first");
+  }
+  // A source that may overlap the destination (a view of the same storage) is read in full first.
+  Tensor s = expand(src.storage == dst.storage ? clone(src) : src, dst.shape);
   if (dst.device().is_cpu()) {
     kernels::copy_cast(s, dst);
     return;
   }
-  check(s.dtype == dst.dtype, Code::Dtype, "copy on CUDA: expected matching dtypes, got ", dtype_name(s.dtype),
+  JOULE_CHECK(s.dtype == dst.dtype, Code::Dtype, "copy on CUDA: expected matching dtypes, got ", dtype_name(s.dtype),
         " and ", dtype_name(dst.dtype));
   if (s.is_contiguous() && dst.is_contiguous() && s.shape == src.shape) {
     cuda::copy_on_device(dst.device().index, dst.raw(), s.raw(), dst.nbytes());
@@ -241,19 +248,19 @@ Tensor cast(const Tensor& t, DType dtype) {
 }
 
 Tensor concat(const std::vector<Tensor>& parts, int64_t axis) {
-  check(!parts.empty(), Code::InvalidArgument, "concat: expected at least one tensor");
+  JOULE_CHECK(!parts.empty(), Code::InvalidArgument, "concat: expected at least one tensor");
   const Tensor& first = parts[0];
-  check(first.dim() > 0, Code::InvalidArgument, "concat: cannot concatenate 0-d tensors (use stack)");
+  JOULE_CHECK(first.dim() > 0, Code::InvalidArgument, "concat: cannot concatenate 0-d tensors (use stack)");
   axis = normalize_axis(axis, first.dim(), "concat");
   Shape shape = first.shape;
   shape[axis] = 0;
   DType dtype = first.dtype;
   for (const Tensor& p : parts) {
     require_same_device(first, p, "concat");
-    check(p.dim() == first.dim(), Code::ShapeMismatch, "concat: expected tensors of ", first.dim(),
+    JOULE_CHECK(p.dim() == first.dim(), Code::ShapeMismatch, "concat: expected tensors of ", first.dim(),
           " dimensions, got one of shape ", shape_str(p.shape));
     for (int64_t d = 0; d < first.dim(); ++d) {
-      check(d == axis || p.shape[d] == first.shape[d], Code::ShapeMismatch, "concat: shapes ", shape_str(first.shape),
+      JOULE_CHECK(d == axis || p.shape[d] == first.shape[d], Code::ShapeMismatch, "concat: shapes ", shape_str(first.shape),
             " and ", shape_str(p.shape), " differ outside axis ", axis);
     }
     shape[axis] += p.shape[axis];

@@ -9,18 +9,18 @@
 namespace joule::ops {
 
 inline void require_same_device(const Tensor& a, const Tensor& b, const char* op) {
-  check(a.device() == b.device(), Code::Device, op, ": expected tensors on the same device, got ", a.device().name(),
+  JOULE_CHECK(a.device() == b.device(), Code::Device, op, ": expected tensors on the same device, got ", a.device().name(),
         " and ", b.device().name());
 }
 
 inline void require_dtype(const Tensor& t, DType dtype, const char* op, const char* what) {
-  check(t.dtype == dtype, Code::Dtype, op, ": expected ", what, " to be ", dtype_name(dtype), ", got ",
+  JOULE_CHECK(t.dtype == dtype, Code::Dtype, op, ": expected ", what, " to be ", dtype_name(dtype), ", got ",
         dtype_name(t.dtype));
 }
 
 // Ops without a CUDA kernel yet say so instead of silently copying to the host.
 inline void require_cpu(const Tensor& t, const char* op) {
-  check(t.device().is_cpu(), Code::Device, op, " has no CUDA kernel yet: move the tensor to 'cpu' first (got ",
+  JOULE_CHECK(t.device().is_cpu(), Code::Device, op, " has no CUDA kernel yet: move the tensor to 'cpu' first (got ",
         t.device().name(), ")");
 }
 

@@ -14,7 +14,7 @@
 // last K block adds the bias and applies the activation, so the epilogue runs while each tile is
 // still in registers instead of as a separate pass over C.
 //
-// Threads own disjoint rectangles of C (splits of M and/or N, never of K), aligned to the
+// Threads compute disjoint rectangles of C (splits of M and/or N, never of K), aligned to the
 // micro-tile grid, so every element of C sees the same sequence of floating-point operations
 // whatever the thread count: results are bit-identical for 1, 2, ... threads.
 #include "kernels/gemm/gemm.h"
@@ -38,10 +38,10 @@ namespace detail {
 namespace {
 
 // Below this many multiply-adds (m*n*k) a product runs on one thread: waking the pool costs
-// more than it saves (measured: 64^3 is about 3 us of work on one core).
-constexpr int64_t kMinParallelWork = int64_t{1} << 18;
+// more than it saves (2^20 multiply-adds is ~10 us on one core, a few pool wake-ups).
+constexpr int64_t kMinParallelWork = int64_t{1} << 20;
 // For M == 1 (GEMV), memory-bound: split N once B has at least this many elements.
-constexpr int64_t kMinParallelGemvWork = int64_t{1} << 16;
+constexpr int64_t kMinParallelGemvWork = int64_t{1} << 18;
 // Estimated cost of packing one element, in multiply-add units, for choosing the thread grid.
 constexpr int64_t kPackCostPerElement = 8;
 
@@ -112,7 +112,7 @@ const IsaKernels& select_kernels() {
 
 // Packs rows [i0, i0 + mc) x columns [p0, p0 + kc) of A into MR-row micro-panels: panel q holds,
 // for each p in order, the MR values A(i0 + q*MR + r, p0 + p); rows past mc are zero.
-void pack_a(const Sgemm& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
+void pack_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
   for (int64_t ib = 0; ib < mc; ib += mr) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ib));
     const float* src = g.a + (i0 + ib) * g.a_rs + p0 * g.a_cs;
@@ -122,11 +122,10 @@ void pack_a(const Sgemm& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int 
         std::memcpy(dst + p * mr, src + p * g.a_cs, sizeof(float) * rows);
       }
     } else if (g.a_cs == 1) {
-      // Row-major A: read each row sequentially, scatter into the panel (which stays in L1).
-      for (int r = 0; r < rows; ++r) {
-        const float* row = src + r * g.a_rs;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = row[p];
-      }
+      // Row-major A: a transpose (8x8 register blocks in the SIMD kernels); it zero-pads itself.
+      ks.pack_transposed(src, g.a_rs, rows, kc, mr, dst);
+      dst += kc * mr;
+      continue;
     } else {
       for (int r = 0; r < rows; ++r) {
         for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[r * g.a_rs + p * g.a_cs];
@@ -141,7 +140,7 @@ void pack_a(const Sgemm& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int 
 
 // Packs rows [p0, p0 + kc) x columns [j0, j0 + nc) of B into NR-column micro-panels: panel q
 // holds, for each p in order, the NR values B(p0 + p, j0 + q*NR + j); columns past nc are zero.
-void pack_b(const Sgemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
+void pack_b(const Sgemm& g, const IsaKernels& ks, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
   for (int64_t jb = 0; jb < nc; jb += nr) {
     const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jb));
     const float* src = g.b + p0 * g.b_rs + (j0 + jb) * g.b_cs;
@@ -149,20 +148,10 @@ void pack_b(const Sgemm& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int 
       // Row-major B (NN, TN): a straight copy of NR floats per step.
       for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * nr, src + p * g.b_rs, sizeof(float) * cols);
     } else if (g.b_rs == 1) {
-      // B = W^T of a row-major W (NT): a transpose, done in 8-step chunks so that the reads of
-      // each column are sequential and the writes of a chunk hit few cache lines.
-      constexpr int64_t kChunk = 8;
-      int64_t p = 0;
-      for (; p + kChunk <= kc; p += kChunk) {
-        for (int j = 0; j < cols; ++j) {
-          const float* col = src + j * g.b_cs + p;
-          float* out = dst + p * nr + j;
-          for (int64_t q = 0; q < kChunk; ++q) out[q * nr] = col[q];
-        }
-      }
-      for (; p < kc; ++p) {
-        for (int j = 0; j < cols; ++j) dst[p * nr + j] = src[j * g.b_cs + p];
-      }
+      // B = W^T of a row-major W (NT): a transpose, like row-major A.
+      ks.pack_transposed(src, g.b_cs, cols, kc, nr, dst);
+      dst += kc * nr;
+      continue;
     } else {
       for (int64_t p = 0; p < kc; ++p) {
         for (int j = 0; j < cols; ++j) dst[p * nr + j] = src[p * g.b_rs + j * g.b_cs];
@@ -200,10 +189,10 @@ void gemm_rectangle(const Sgemm& g, const IsaKernels& ks, int64_t m0, int64_t m1
       ep.activation = last_k_block ? g.activation : Activation::None;
       const float* bias = last_k_block ? g.bias : nullptr;
 
-      pack_b(g, pc, kc, jc, nc, nr, b_panels);
+      pack_b(g, ks, pc, kc, jc, nc, nr, b_panels);
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
         const int64_t mc = std::min(mc_step, m1 - ic);
-        pack_a(g, ic, mc, pc, kc, mr, a_panels);
+        pack_a(g, ks, ic, mc, pc, kc, mr, a_panels);
         auto tile = [&](int64_t ir, int64_t jr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
@@ -226,16 +215,19 @@ void gemm_rectangle(const Sgemm& g, const IsaKernels& ks, int64_t m0, int64_t m1
   }
 }
 
-// How the threads tile C: tm row bands x tn column bands.
-struct ThreadGrid {
-  int tm = 1, tn = 1;
+// How C is cut into work items for the threads: parts_m row bands x parts_n column bands.
+struct WorkSplit {
+  int parts_m = 1, parts_n = 1;
 };
 
-// Picks the grid minimizing the slowest thread's estimated time: its (tile-padded) multiply-adds
-// plus the packing it does. Splitting N makes every thread pack all of A; splitting M makes every
-// thread pack all of B; so small M splits N and small N splits M.
-ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, int mr, int nr, int threads) {
-  ThreadGrid best;
+// First the thread grid (tm x tn = threads) minimizing the slowest thread's estimated time: its
+// tile-padded multiply-adds plus its packing. Splitting N makes every band pack all of A, splitting
+// M makes every band pack all of B, so small M splits N and small N splits M. Then the split
+// dimension is cut twice as fine and threads claim the items dynamically: when another process
+// shares a core (compiles, other tenants), the faster thread takes more items instead of waiting.
+// Items never split K, so results do not depend on which thread computes what.
+WorkSplit plan_split(int64_t m, int64_t n, int64_t k, int mr, int nr, int threads) {
+  WorkSplit best;
   int64_t best_cost = -1;
   const int64_t m_tiles = ceil_div(m, mr), n_tiles = ceil_div(n, nr);
   for (int tm = 1; tm <= threads; ++tm) {
@@ -246,7 +238,14 @@ ThreadGrid choose_grid(int64_t m, int64_t n, int64_t k, int mr, int nr, int thre
     const int64_t cost = rows * cols * k + kPackCostPerElement * k * (rows + cols);
     if (best_cost < 0 || cost < best_cost) {
       best_cost = cost;
-      best = ThreadGrid{tm, tn};
+      best = WorkSplit{tm, tn};
+    }
+  }
+  if (threads > 1) {
+    if (best.parts_n > 1) {
+      best.parts_n = static_cast<int>(std::min<int64_t>(n_tiles, 2 * best.parts_n));
+    } else if (best.parts_m > 1) {
+      best.parts_m = static_cast<int>(std::min<int64_t>(m_tiles, 2 * best.parts_m));
     }
   }
   return best;
@@ -342,14 +341,18 @@ void sgemm_with_threads(const Sgemm& g, int max_threads) {
     gemm_rectangle(g, ks, 0, g.m, 0, g.n);
     return;
   }
-  run_parallel(threads, [&](int worker, int workers) {
-    // `workers` may be smaller than asked (a nested call runs inline with 1): grid from what we got.
-    const ThreadGrid grid = choose_grid(g.m, g.n, g.k, ks.mr, ks.nr, workers);
-    if (worker >= grid.tm * grid.tn) return;
-    int64_t m0, m1, n0, n1;
-    split_range(g.m, ks.mr, worker / grid.tn, grid.tm, &m0, &m1);
-    split_range(g.n, ks.nr, worker % grid.tn, grid.tn, &n0, &n1);
-    if (m0 < m1 && n0 < n1) gemm_rectangle(g, ks, m0, m1, n0, n1);
+  std::atomic<int> next_item{0};
+  run_parallel(threads, [&](int, int workers) {
+    // `workers` may be smaller than asked (a nested call runs inline with 1): plan for what we got.
+    const WorkSplit split = plan_split(g.m, g.n, g.k, ks.mr, ks.nr, workers);
+    for (;;) {
+      const int item = next_item.fetch_add(1, std::memory_order_relaxed);
+      if (item >= split.parts_m * split.parts_n) break;
+      int64_t m0, m1, n0, n1;
+      split_range(g.m, ks.mr, item / split.parts_n, split.parts_m, &m0, &m1);
+      split_range(g.n, ks.nr, item % split.parts_n, split.parts_n, &n0, &n1);
+      if (m0 < m1 && n0 < n1) gemm_rectangle(g, ks, m0, m1, n0, n1);
+    }
   });
 }
 
@@ -372,6 +375,16 @@ void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs,
 void sgemm_with_max_threads(const Sgemm& args, int max_threads) {
   validate(args, "sgemm");
   sgemm_with_threads(args, std::max(1, std::min(max_threads, num_threads())));
+}
+
+void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst) {
+  for (int r = 0; r < rows; ++r) {
+    const float* row = src + r * stride;
+    for (int64_t p = 0; p < kc; ++p) dst[p * width + r] = row[p];
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int r = rows; r < width; ++r) dst[p * width + r] = 0.0f;
+  }
 }
 
 void set_kernel_override(const IsaKernels* kernels) { g_kernel_override.store(kernels, std::memory_order_release); }

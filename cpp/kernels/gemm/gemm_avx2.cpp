@@ -30,6 +30,7 @@ const IsaKernels kAvx2Kernels = {
     gemv_rows<Ymm>,
     gemv_cols<Ymm>,
     merge_row<Ymm>,
+    pack_transposed_simd,
 };
 
 }  // namespace

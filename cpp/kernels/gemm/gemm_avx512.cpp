@@ -63,18 +63,24 @@ namespace {
 
 // Candidate micro-kernels; index 0 is what Isa::Avx512 uses.
 const IsaKernels kAvx512Variants[] = {
-    {"avx512-zmm-14x32", 14, 32, micro_kernel<Zmm, 14, 2>, 256, 112, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
-     merge_row<Zmm>},
-    {"avx512-zmm-8x48", 8, 48, micro_kernel<Zmm, 8, 3>, 256, 128, 2016, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
-     merge_row<Zmm>},
-    {"avx512-zmm-6x64", 6, 64, micro_kernel<Zmm, 6, 4>, 256, 120, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
-     merge_row<Zmm>},
-    {"avx512-zmm-12x32", 12, 32, micro_kernel<Zmm, 12, 2>, 256, 120, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>,
-     merge_row<Zmm>},
-    {"avx512vl-ymm-12x16", 12, 16, micro_kernel<Ymm, 12, 2>, 256, 144, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Ymm>, gemv_cols<Ymm>,
-     merge_row<Ymm>},
-    {"avx512vl-ymm-14x16", 14, 16, micro_kernel<Ymm, 14, 2>, 256, 140, 2048, LoopOrder::ColumnPanelOuter, gemv_rows<Ymm>, gemv_cols<Ymm>,
-     merge_row<Ymm>},
+    {"avx512-zmm-6x64-pf8", 6, 64, micro_kernel<Zmm, 6, 4, 8>, 320, 120, 640, LoopOrder::RowPanelOuter,
+     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
+    {"avx512-zmm-6x64", 6, 64, micro_kernel<Zmm, 6, 4>, 320, 120, 640, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
+     gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
+    {"avx512-zmm-6x64-pf4", 6, 64, micro_kernel<Zmm, 6, 4, 4>, 320, 120, 640, LoopOrder::RowPanelOuter,
+     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
+    {"avx512-zmm-8x48-pf8", 8, 48, micro_kernel<Zmm, 8, 3, 8>, 256, 128, 768, LoopOrder::RowPanelOuter,
+     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
+    {"avx512-zmm-8x48", 8, 48, micro_kernel<Zmm, 8, 3>, 256, 128, 768, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
+     gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
+    {"avx512-zmm-14x32", 14, 32, micro_kernel<Zmm, 14, 2>, 192, 112, 2048, LoopOrder::ColumnPanelOuter,
+     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
+    {"avx512-zmm-12x32", 12, 32, micro_kernel<Zmm, 12, 2>, 256, 120, 768, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
+     gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
+    {"avx512vl-ymm-12x16", 12, 16, micro_kernel<Ymm, 12, 2>, 256, 144, 768, LoopOrder::RowPanelOuter,
+     gemv_rows<Ymm>, gemv_cols<Ymm>, merge_row<Ymm>, pack_transposed_simd},
+    {"avx512vl-ymm-14x16", 14, 16, micro_kernel<Ymm, 14, 2>, 256, 140, 768, LoopOrder::RowPanelOuter,
+     gemv_rows<Ymm>, gemv_cols<Ymm>, merge_row<Ymm>, pack_transposed_simd},
 };
 
 }  // namespace

@@ -38,6 +38,11 @@ enum class LoopOrder {
   RowPanelOuter,     // one A micro-panel (MR x KC) stays in L1 while the B block streams from L2
 };
 
+// Packing of a transposed operand: `rows` source rows, each contiguous over kc elements and
+// `stride` apart, go to dst[p * width + r] (r < width; lanes rows..width-1 are zeroed). Packs A
+// when it is row-major (rows = MR rows of A) and B when it is column-major (rows = NR columns).
+using PackTransposedKernel = void (*)(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
+
 // Everything one instruction set contributes, plus the cache blocking tuned for its micro-kernel.
 struct IsaKernels {
   const char* name;
@@ -48,6 +53,7 @@ struct IsaKernels {
   GemvRowsKernel gemv_rows;
   GemvColsKernel gemv_cols;
   MergeRowKernel merge_row;
+  PackTransposedKernel pack_transposed;
 };
 
 // Each returns null when its file was compiled without that instruction set (non-x86 hosts).
@@ -65,6 +71,9 @@ void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs,
 // sgemm() on at most max_threads pool threads (sgemm itself uses num_threads()). For tests and
 // benchmarks that compare thread counts without resizing the pool.
 void sgemm_with_max_threads(const Sgemm& args, int max_threads);
+
+// The plain C++ transposed packing (generic kernels; tails of the SIMD ones).
+void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
 
 // Development hook: force a kernel table for the next sgemm calls (null restores the ISA default).
 void set_kernel_override(const IsaKernels* kernels);

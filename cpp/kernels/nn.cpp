@@ -1,0 +1,230 @@
+// CPU kernels of the fused neural-network ops: the activation derivative and bias gradient of
+// linear, fused cross entropy (log-softmax + NLL + smoothing + ignore_index) and layer norm.
+#include "kernels/nn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/threadpool.h"
+
+namespace joule::kernels {
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;  // elements per worker below which threads cost more than they save
+
+inline int64_t rows_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
+
+}  // namespace
+
+void activation_backward(gemm::Activation act, const float* dy, int64_t dy_rs, int64_t dy_cs, const float* saved,
+                         float* dz, int64_t rows, int64_t cols) {
+  parallel_for(rows, rows_grain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* g = dy + r * dy_rs;
+      const float* s = saved + r * cols;
+      float* o = dz + r * cols;
+      if (act == gemm::Activation::Relu) {
+        if (dy_cs == 1) {
+          for (int64_t c = 0; c < cols; ++c) o[c] = s[c] > 0.f ? g[c] : 0.f;
+        } else {
+          for (int64_t c = 0; c < cols; ++c) o[c] = s[c] > 0.f ? g[c * dy_cs] : 0.f;
+        }
+      } else if (act == gemm::Activation::Gelu) {
+        // d/dz [z Φ(z)] = Φ(z) + z φ(z)
+        constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;
+        for (int64_t c = 0; c < cols; ++c) {
+          float z = s[c];
+          float d = 0.5f * (1.f + std::erf(z * kInvSqrt2)) + z * kInvSqrt2Pi * std::exp(-0.5f * z * z);
+          o[c] = g[c * dy_cs] * d;
+        }
+      } else {
+        for (int64_t c = 0; c < cols; ++c) o[c] = g[c * dy_cs];
+      }
+    }
+  });
+}
+
+void column_sums(const float* z, int64_t rs, int64_t cs, int64_t rows, int64_t cols, float* out, bool accumulate) {
+  // Columns are split among workers; each walks all rows over its own columns, so the inner
+  // loop is contiguous when cs == 1 and no partial sums need merging.
+  int64_t grain = std::max<int64_t>(16, kGrain / std::max<int64_t>(rows, 1));
+  parallel_for(cols, grain, [&](int64_t c0, int64_t c1) {
+    int64_t w = c1 - c0;
+    std::vector<double> acc(static_cast<size_t>(w), 0.0);
+    std::vector<float> part(static_cast<size_t>(w));
+    // Blocks of rows summed in float (vectorisable), blocks merged in double.
+    constexpr int64_t kBlock = 64;
+    for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+      int64_t r1 = std::min(rows, r0 + kBlock);
+      std::fill(part.begin(), part.end(), 0.f);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* row = z + r * rs + c0 * cs;
+        if (cs == 1) {
+          for (int64_t c = 0; c < w; ++c) part[c] += row[c];
+        } else {
+          for (int64_t c = 0; c < w; ++c) part[c] += row[c * cs];
+        }
+      }
+      for (int64_t c = 0; c < w; ++c) acc[c] += part[c];
+    }
+    for (int64_t c = 0; c < w; ++c) out[c0 + c] = static_cast<float>(accumulate ? out[c0 + c] + acc[c] : acc[c]);
+  });
+}
+
+double cross_entropy_forward(const CrossEntropyArgs& a, float* row_loss, float* lse_out) {
+  const int64_t rows = a.n * a.s, C = a.c, S = a.s;
+  int workers = std::max(1, std::min<int>(num_threads(), static_cast<int>((rows * C + kGrain - 1) / kGrain)));
+  std::vector<double> partial(static_cast<size_t>(workers), 0.0);
+  const double eps = a.label_smoothing;
+  run_parallel(workers, [&](int w, int ws) {
+    int64_t r0 = rows * w / ws, r1 = rows * (w + 1) / ws;
+    double total = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t n = r / S, s = r % S;
+      const float* x = a.logits + n * C * S + s;  // element c at x[c * S]
+      float mx = -INFINITY;
+      for (int64_t c = 0; c < C; ++c) mx = std::max(mx, x[c * S]);
+      double sum = 0, sum_x = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        sum += std::exp(static_cast<double>(x[c * S]) - mx);
+        sum_x += x[c * S];
+      }
+      // Every logit -inf: lse is -inf, the row has no valid distribution; keep it NaN-free for ignored rows.
+      double lse = (mx == -INFINITY) ? -INFINITY : mx + std::log(sum);
+      lse_out[r] = static_cast<float>(lse);
+      double loss;
+      if (a.index_target) {
+        int32_t y = a.index_target[r];
+        if (y == a.ignore_index) {
+          loss = 0;
+        } else {
+          loss = (1 - eps) * (lse - x[static_cast<int64_t>(y) * S]);
+          if (eps != 0) loss += eps * (lse - sum_x / static_cast<double>(C));
+        }
+      } else {
+        const float* t = a.prob_target + n * C * S + s;
+        loss = 0;
+        for (int64_t c = 0; c < C; ++c) {
+          double tc = (1 - eps) * t[c * S] + eps / static_cast<double>(C);
+          if (tc != 0) loss += tc * (lse - x[c * S]);
+        }
+      }
+      if (row_loss) row_loss[r] = static_cast<float>(loss);
+      total += loss;
+    }
+    partial[static_cast<size_t>(w)] = total;
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+void cross_entropy_backward(const CrossEntropyArgs& a, const float* lse, const float* row_scale, double scale,
+                            float* grad) {
+  const int64_t rows = a.n * a.s, C = a.c, S = a.s;
+  const double eps = a.label_smoothing;
+  const float off = static_cast<float>(eps / static_cast<double>(C));
+  parallel_for(rows, rows_grain(C), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t n = r / S, s = r % S;
+      const float* x = a.logits + n * C * S + s;
+      float* g = grad + n * C * S + s;
+      float k = static_cast<float>(row_scale ? row_scale[r] * scale : scale);
+      float l = lse[r];
+      if (a.index_target) {
+        int32_t y = a.index_target[r];
+        if (y == a.ignore_index) {
+          for (int64_t c = 0; c < C; ++c) g[c * S] = 0.f;
+          continue;
+        }
+        for (int64_t c = 0; c < C; ++c) g[c * S] = k * (std::exp(x[c * S] - l) - off);
+        g[static_cast<int64_t>(y) * S] -= k * static_cast<float>(1 - eps);
+      } else {
+        const float* t = a.prob_target + n * C * S + s;
+        double tsum = 0;
+        for (int64_t c = 0; c < C; ++c) tsum += (1 - eps) * t[c * S] + eps / static_cast<double>(C);
+        float ts = static_cast<float>(tsum);
+        for (int64_t c = 0; c < C; ++c) {
+          float tc = static_cast<float>((1 - eps) * t[c * S]) + off;
+          g[c * S] = k * (std::exp(x[c * S] - l) * ts - tc);
+        }
+      }
+    }
+  });
+}
+
+void layer_norm_forward(const float* x, const float* gamma, const float* beta, int64_t rows, int64_t d, double eps,
+                        float* y, float* mean, float* rstd) {
+  parallel_for(rows, rows_grain(d), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * d;
+      double s = 0;
+      for (int64_t i = 0; i < d; ++i) s += xr[i];
+      double m = s / static_cast<double>(d);
+      double v = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        double t = xr[i] - m;
+        v += t * t;
+      }
+      float rs = static_cast<float>(1.0 / std::sqrt(v / static_cast<double>(d) + eps));
+      float mf = static_cast<float>(m);
+      mean[r] = mf;
+      rstd[r] = rs;
+      float* yr = y + r * d;
+      for (int64_t i = 0; i < d; ++i) {
+        float h = (xr[i] - mf) * rs;
+        yr[i] = (gamma ? h * gamma[i] : h) + (beta ? beta[i] : 0.f);
+      }
+    }
+  });
+}
+
+void layer_norm_backward(const float* dy, const float* x, const float* mean, const float* rstd, const float* gamma,
+                         int64_t rows, int64_t d, float* dx, float* dgamma, float* dbeta, bool accumulate) {
+  if (dx) {
+    parallel_for(rows, rows_grain(d), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* g = dy + r * d;
+        const float* xr = x + r * d;
+        float m = mean[r], rs = rstd[r];
+        double a = 0, b = 0;  // mean of dxhat and of dxhat * xhat
+        for (int64_t i = 0; i < d; ++i) {
+          float h = (xr[i] - m) * rs;
+          float gh = gamma ? g[i] * gamma[i] : g[i];
+          a += gh;
+          b += gh * h;
+        }
+        float ma = static_cast<float>(a / static_cast<double>(d)), mb = static_cast<float>(b / static_cast<double>(d));
+        float* o = dx + r * d;
+        for (int64_t i = 0; i < d; ++i) {
+          float h = (xr[i] - m) * rs;
+          float gh = gamma ? g[i] * gamma[i] : g[i];
+          o[i] = rs * (gh - ma - h * mb);
+        }
+      }
+    });
+  }
+  if (dgamma || dbeta) {
+    int64_t grain = std::max<int64_t>(16, kGrain / std::max<int64_t>(rows, 1));
+    parallel_for(d, grain, [&](int64_t c0, int64_t c1) {
+      int64_t w = c1 - c0;
+      std::vector<double> sg(static_cast<size_t>(w), 0.0), sb(static_cast<size_t>(w), 0.0);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* g = dy + r * d + c0;
+        const float* xr = x + r * d + c0;
+        float m = mean[r], rs = rstd[r];
+        for (int64_t i = 0; i < w; ++i) {
+          sg[i] += static_cast<double>(g[i]) * ((xr[i] - m) * rs);
+          sb[i] += g[i];
+        }
+      }
+      for (int64_t i = 0; i < w; ++i) {
+        if (dgamma) dgamma[c0 + i] = static_cast<float>(accumulate ? dgamma[c0 + i] + sg[i] : sg[i]);
+        if (dbeta) dbeta[c0 + i] = static_cast<float>(accumulate ? dbeta[c0 + i] + sb[i] : sb[i]);
+      }
+    });
+  }
+}
+
+}  // namespace joule::kernels
