@@ -35,3 +35,6 @@ export * as data from './data/index';
 export * as io from './io/index';
 export * as nn from './nn';
 export * as optim from './optim';
+export * as train from './train/index';
+export { Trainer, saveCheckpoint, loadCheckpoint } from './train/index';
+export type { TrainerOptions, FitOptions, FitReport, EpochReport, EvaluateResult } from './train/index';

@@ -1,4 +1,4 @@
-// Training: the Trainer, checkpoints and gradient clipping.
+// Training: the Trainer and checkpoints.
 export { Trainer, resolveCheckpoint } from './trainer';
 export type {
   TrainerOptions, TrainerModel, TrainerOptimizer, TrainerScheduler, FitOptions, FitReport, EpochReport, EvaluateResult,
@@ -6,4 +6,3 @@ export type {
 } from './trainer';
 export { saveCheckpoint, loadCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
 export type { CheckpointState, LoadCheckpointOptions, LoadedCheckpoint, Stateful, StatefulModel } from './checkpoint';
-export { clipGradNorm } from './clip';

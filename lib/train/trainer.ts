@@ -18,7 +18,7 @@ import { crossEntropy, mseLoss, accuracy } from '../nn/functional';
 import { Batch, checkDataset, Dataset, isDataset } from '../data/dataset';
 import { DataLoader } from '../data/loader';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
-import { clipGradNorm } from './clip';
+import { clipGradNorm } from '../optim/clip';
 import { formatDuration, formatRate, Progress, ProgressStream } from './progress';
 
 // ---- the parts a Trainer works with (nn.Module and optim.* satisfy them) ----
