@@ -26,7 +26,10 @@ class Pool {
     stop_workers();
     size_ = n;
     stopping_ = false;
-    for (int i = 1; i < n; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
+    // New workers must wait for the next job, not take the last generation's (finished) one:
+    // they start from the current generation, read here while no region can run.
+    uint64_t start = generation_;
+    for (int i = 1; i < n; ++i) threads_.emplace_back([this, i, start] { worker_loop(i, start); });
   }
 
   void run(int workers, const std::function<void(int, int)>& fn) {
@@ -76,8 +79,7 @@ class Pool {
     return hw == 0 ? 1 : static_cast<int>(hw);
   }
 
-  void worker_loop(int index) {
-    uint64_t seen = 0;
+  void worker_loop(int index, uint64_t seen) {
     for (;;) {
       const std::function<void(int, int)>* job;
       int workers;

@@ -128,9 +128,12 @@ export function layerNorm(input: Tensor, normalizedShape: number | number[], wei
     record(y, 'layerNorm', [x2, w, b], (g) => {
       const [dx, dg, db] = native.layerNormBackward(g.handle, x2.handle, mean.handle, rstd.handle, w ? w.handle : null,
         x2.requiresGrad, Boolean((w && w.requiresGrad) || (b && b.requiresGrad)));
+      // Every handle is wrapped at once (so that tidy frees it), used or not.
       const gx = dx ? wrap(dx) : null;
-      const gw = w && w.requiresGrad && dg ? wrap(native.reshape(wrap(dg).handle, w.shape)) : null;
-      const gb = b && b.requiresGrad && db ? wrap(native.reshape(wrap(db).handle, b.shape)) : null;
+      const tg = dg ? wrap(dg) : null;
+      const tb = db ? wrap(db) : null;
+      const gw = w && w.requiresGrad && tg ? wrap(native.reshape(tg.handle, w.shape)) : null;
+      const gb = b && b.requiresGrad && tb ? wrap(native.reshape(tb.handle, b.shape)) : null;
       return [gx, gw, gb];
     }, [mean, rstd]);
   } else {
@@ -273,7 +276,7 @@ export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opti
   const y = checkTensor(target, 'target');
   const pw = options.posWeight ? checkTensor(options.posWeight, 'posWeight') : null;
   const reduction = reductionArg(options.reduction);
-  return custom('binaryCrossEntropyWithLogits', [x, y], () => {
+  return custom('binaryCrossEntropyWithLogits', [x, y, pw], () => {
     const softplusNeg = ops.add(ops.relu(ops.neg(x)), ops.log1p(ops.exp(ops.neg(ops.abs(x)))));
     const coef = pw ? ops.add(ops.mul(ops.sub(pw, 1), y), 1) : null;
     const loss = ops.add(ops.mul(ops.sub(1, y), x), coef ? ops.mul(coef, softplusNeg) : softplusNeg);
@@ -282,6 +285,7 @@ export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opti
     const k = reduceScale(g, reduction, softplusNeg.size);
     let gx: Tensor | null = null;
     let gy: Tensor | null = null;
+    let gpw: Tensor | null = null;
     if (x.requiresGrad) {
       // d/dx = (1 - y) - coef * sigmoid(-x)
       const sNeg = ops.sigmoid(ops.neg(x));
@@ -292,7 +296,9 @@ export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opti
       const d = pw ? ops.add(ops.neg(x), ops.mul(ops.sub(pw, 1), softplusNeg)) : ops.neg(x);
       gy = sumToShape(ops.mul(d, k), y.shape);
     }
-    return [gx, gy];
+    // d/dposWeight = y softplus(-x)
+    if (pw && pw.requiresGrad) gpw = sumToShape(ops.mul(ops.mul(y, softplusNeg), k), pw.shape);
+    return [gx, gy, gpw];
   });
 }
 
