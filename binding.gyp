@@ -5,7 +5,7 @@
     {
       "target_name": "joule",
       "sources": [
-        "<!@(node -p \"const s = require('./cpp/sources.json'); [...s.core, ...s.napi, ...s.cuda_stub].join(' ')\")"
+        "<!@(node -p \"const s = require('./cpp/sources.json'); [...s.core, ...s.napi, ...s.cuda_stub, ...s.dist, ...s.dist_gloo_stub].join(' ')\")"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include\")",

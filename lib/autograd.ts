@@ -12,6 +12,7 @@ export function isGradEnabled(): boolean {
 
 /** Runs fn without recording gradients (inference, parameter updates). */
 export function noGrad<T>(fn: () => T): T {
+  if (typeof fn !== 'function') fail('INVALID_ARGUMENT', `noGrad: expected a function, got ${describe(fn)}`);
   const prev = gradEnabled;
   gradEnabled = false;
   try {
@@ -23,6 +24,7 @@ export function noGrad<T>(fn: () => T): T {
 
 /** Runs fn with gradient recording on, even inside noGrad. */
 export function enableGrad<T>(fn: () => T): T {
+  if (typeof fn !== 'function') fail('INVALID_ARGUMENT', `enableGrad: expected a function, got ${describe(fn)}`);
   const prev = gradEnabled;
   gradEnabled = true;
   try {

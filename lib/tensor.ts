@@ -421,13 +421,16 @@ export function empty(shape: number[], options?: CreateOptions): Tensor {
   return full(shape, 0, options);
 }
 export function zerosLike(t: Tensor, options?: CreateOptions): Tensor {
-  return full(t.shape, 0, { dtype: t.dtype, device: t.device, ...options });
+  checkTensor(t, 'input');
+  return full(t.shape, 0, { dtype: t.dtype, device: t.device, ...checkOptions(options, 'options') });
 }
 export function onesLike(t: Tensor, options?: CreateOptions): Tensor {
-  return full(t.shape, 1, { dtype: t.dtype, device: t.device, ...options });
+  checkTensor(t, 'input');
+  return full(t.shape, 1, { dtype: t.dtype, device: t.device, ...checkOptions(options, 'options') });
 }
 export function fullLike(t: Tensor, value: number, options?: CreateOptions): Tensor {
-  return full(t.shape, value, { dtype: t.dtype, device: t.device, ...options });
+  checkTensor(t, 'input');
+  return full(t.shape, value, { dtype: t.dtype, device: t.device, ...checkOptions(options, 'options') });
 }
 
 /** Values from start (inclusive) to end (exclusive) by step; arange(n) counts 0..n-1. */

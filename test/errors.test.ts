@@ -110,6 +110,11 @@ describe('errors', () => {
     expectJouleError(() => jl.setNumThreads(1000), 'INVALID_ARGUMENT', /256/);
     expectJouleError(() => jl.setIsa('sse' as never), 'INVALID_ARGUMENT', /avx512.*sse/);
     expectJouleError(() => jl.setIsa(undefined as never), 'INVALID_ARGUMENT', /isa/);
+    expectJouleError(() => jl.noGrad(undefined as never), 'INVALID_ARGUMENT', /function/);
+    expectJouleError(() => jl.enableGrad(3 as never), 'INVALID_ARGUMENT', /function/);
+    expectJouleError(() => jl.zerosLike(undefined as never), 'INVALID_ARGUMENT', /Tensor/);
+    expectJouleError(() => jl.onesLike([1, 2] as never), 'INVALID_ARGUMENT', /Tensor/);
+    expectJouleError(() => jl.fullLike(jl.zeros([1]), 1, 'int8' as never), 'INVALID_ARGUMENT', /options/);
   });
 
   itTidy('OUT_OF_MEMORY for a single allocation larger than the machine', () => {

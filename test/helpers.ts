@@ -335,12 +335,15 @@ export function approxEqual(actual: number, expected: number, { rtol = 1e-5, ato
   return Math.abs(actual - expected) <= atol + rtol * Math.abs(expected);
 }
 
-function flatValues(x: jl.Tensor | Ref | ArrayLike<number> | number): { shape: number[] | null; values: ArrayLike<number> } {
+/** What assertClose compares: tensors, references, flat or nested arrays, single numbers. */
+export type Comparable = jl.Tensor | Ref | ArrayLike<number> | number | readonly unknown[];
+
+function flatValues(x: Comparable): { shape: number[] | null; values: ArrayLike<number> } {
   if (x instanceof jl.Tensor) return { shape: x.shape, values: x.data() };
   if (x instanceof Ref) return { shape: x.shape, values: x.data };
   if (typeof x === 'number') return { shape: [], values: [x] };
   if (Array.isArray(x)) return { shape: null, values: (x as unknown[]).flat(Infinity) as number[] };
-  return { shape: null, values: x };
+  return { shape: null, values: x as ArrayLike<number> };
 }
 
 /**
@@ -349,8 +352,8 @@ function flatValues(x: jl.Tensor | Ref | ArrayLike<number> | number): { shape: n
  * ±Infinity in float32 counts as a match.
  */
 export function assertClose(
-  actual: jl.Tensor | Ref | ArrayLike<number> | number,
-  expected: jl.Tensor | Ref | ArrayLike<number> | number,
+  actual: Comparable,
+  expected: Comparable,
   tol: Tolerance = {},
   what = '',
 ): void {

@@ -80,6 +80,9 @@ describe('views and shape', () => {
       assert.deepEqual(t.squeeze([0, 2]).shape, [3, 2, 1]);
       assert.deepEqual(t.squeeze(1).shape, [1, 3, 1, 2, 1], 'a named axis that is not size 1 stays');
       assert.deepEqual(jl.tensor(1).squeeze().shape, []);
+      assert.deepEqual(jl.tensor(1).squeeze(0).shape, []);
+      assert.deepEqual(jl.tensor(1).squeeze(-1).shape, []);
+      expectJouleError(() => jl.tensor(1).squeeze(1), 'INVALID_ARGUMENT', /out of range/);
       expectJouleError(() => t.squeeze(5), 'INVALID_ARGUMENT', /out of range/);
       expectJouleError(() => t.squeeze(0.5), 'INVALID_ARGUMENT', /integer/);
     });

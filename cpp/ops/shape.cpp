@@ -181,6 +181,7 @@ Tensor squeeze(const Tensor& t, const std::vector<int64_t>& axes) {
   } else {
     for (int64_t a : axes) {
       int64_t d = normalize_axis(a, t.dim(), "squeeze");
+      if (t.dim() == 0) continue;  // axis 0 / -1 of a 0-d tensor names no real dimension
       drop[d] = t.shape[d] == 1;  // like PyTorch: a named axis that is not size 1 stays
     }
   }

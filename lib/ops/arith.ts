@@ -1,6 +1,6 @@
 // Elementwise operations with NumPy broadcasting, and their gradients.
 import { needsGrad, record } from '../autograd';
-import { fail } from '../errors';
+import { describe, fail } from '../errors';
 import { native } from '../native';
 import { Tensor, TensorLike } from '../tensor';
 import { operand, sumTo, tensorArg, wrap } from './helpers';
@@ -195,8 +195,13 @@ function checkInplace(t: Tensor, op: string): void {
   if (needsGrad(t)) fail('INVALID_ARGUMENT', `${op}: in-place op on a tensor that requires grad; wrap it in noGrad()`);
 }
 
+function opName(op: unknown): string {
+  if (typeof op !== 'string') fail('INVALID_ARGUMENT', `expected an op name, got ${describe(op)}`);
+  return op;
+}
+
 export function inplace(op: BinaryName, target: Tensor, other: TensorLike): Tensor {
-  checkInplace(target, `${op}_`);
+  checkInplace(target, `${opName(op)}_`);
   const b = operand(other, 'other');
   if (b instanceof Tensor) native.binaryInplace(op, target.handle, b.handle);
   else native.binaryScalarInplace(op, target.handle, b);
@@ -204,7 +209,7 @@ export function inplace(op: BinaryName, target: Tensor, other: TensorLike): Tens
 }
 
 export function unaryInplace(op: UnaryName, target: Tensor): Tensor {
-  checkInplace(target, `${op}_`);
+  checkInplace(target, `${opName(op)}_`);
   native.unaryInplace(op, target.handle);
   return target;
 }

@@ -119,7 +119,7 @@ export interface Callbacks {
 export interface EarlyStoppingOptions {
   /** 'loss', 'valLoss', a metric name ('accuracy') or 'val' + its capitalised name ('valAccuracy'). Default 'valLoss' with validation, else 'loss'. */
   monitor?: string;
-  /** Epochs without improvement tolerated before stopping (default 0). */
+  /** Stop after this many epochs in a row without improvement (Keras' rule; default 0, which stops at the first). */
   patience?: number;
   /** The least change that counts as an improvement (default 0). */
   minDelta?: number;
@@ -570,7 +570,7 @@ export class Trainer {
             earlyState = { best: value, bestEpoch: epoch + 1, wait: 0 };
           } else {
             earlyState = { ...earlyState, wait: earlyState.wait + 1 };
-            if (earlyState.wait > early.patience) stopEarly = true;
+            if (earlyState.wait >= early.patience) stopEarly = true;
           }
         }
         progress.endEpoch(summarize(er));

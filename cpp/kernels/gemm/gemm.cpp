@@ -110,57 +110,53 @@ const IsaKernels& select_kernels() {
   return *generic_kernels();
 }
 
+// Zeroes lanes [used, width) of kc packed steps, so that edge tiles multiply by zeros.
+void zero_unused_lanes(float* panel, int64_t kc, int used, int width) {
+  if (used == width) return;
+  for (int64_t p = 0; p < kc; ++p) std::memset(panel + p * width + used, 0, sizeof(float) * (width - used));
+}
+
 // Packs rows [i0, i0 + mc) x columns [p0, p0 + kc) of A into MR-row micro-panels: panel q holds,
 // for each p in order, the MR values A(i0 + q*MR + r, p0 + p); rows past mc are zero.
 void pack_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
-  for (int64_t ib = 0; ib < mc; ib += mr) {
+  for (int64_t ib = 0; ib < mc; ib += mr, dst += kc * mr) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ib));
     const float* src = g.a + (i0 + ib) * g.a_rs + p0 * g.a_cs;
     if (g.a_rs == 1) {
-      // Column-major A (the TN case): each step's MR values are already contiguous.
-      for (int64_t p = 0; p < kc; ++p) {
-        std::memcpy(dst + p * mr, src + p * g.a_cs, sizeof(float) * rows);
-      }
+      // Column-major A (TN, TT): each step's MR values are already contiguous.
+      for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * mr, src + p * g.a_cs, sizeof(float) * rows);
+      zero_unused_lanes(dst, kc, rows, mr);
     } else if (g.a_cs == 1) {
-      // Row-major A: a transpose (8x8 register blocks in the SIMD kernels); it zero-pads itself.
+      // Row-major A (NN, NT): a transpose, in 8x8 register blocks in the SIMD files; zero-pads itself.
       ks.pack_transposed(src, g.a_rs, rows, kc, mr, dst);
-      dst += kc * mr;
-      continue;
     } else {
       for (int r = 0; r < rows; ++r) {
         for (int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[r * g.a_rs + p * g.a_cs];
       }
+      zero_unused_lanes(dst, kc, rows, mr);
     }
-    if (rows < mr) {
-      for (int64_t p = 0; p < kc; ++p) std::memset(dst + p * mr + rows, 0, sizeof(float) * (mr - rows));
-    }
-    dst += kc * mr;
   }
 }
 
 // Packs rows [p0, p0 + kc) x columns [j0, j0 + nc) of B into NR-column micro-panels: panel q
 // holds, for each p in order, the NR values B(p0 + p, j0 + q*NR + j); columns past nc are zero.
 void pack_b(const Sgemm& g, const IsaKernels& ks, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
-  for (int64_t jb = 0; jb < nc; jb += nr) {
+  for (int64_t jb = 0; jb < nc; jb += nr, dst += kc * nr) {
     const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jb));
     const float* src = g.b + p0 * g.b_rs + (j0 + jb) * g.b_cs;
     if (g.b_cs == 1) {
       // Row-major B (NN, TN): a straight copy of NR floats per step.
       for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * nr, src + p * g.b_rs, sizeof(float) * cols);
+      zero_unused_lanes(dst, kc, cols, nr);
     } else if (g.b_rs == 1) {
-      // B = W^T of a row-major W (NT): a transpose, like row-major A.
+      // B = W^T of a row-major W (NT, TT): a transpose, like row-major A.
       ks.pack_transposed(src, g.b_cs, cols, kc, nr, dst);
-      dst += kc * nr;
-      continue;
     } else {
       for (int64_t p = 0; p < kc; ++p) {
         for (int j = 0; j < cols; ++j) dst[p * nr + j] = src[p * g.b_rs + j * g.b_cs];
       }
+      zero_unused_lanes(dst, kc, cols, nr);
     }
-    if (cols < nr) {
-      for (int64_t p = 0; p < kc; ++p) std::memset(dst + p * nr + cols, 0, sizeof(float) * (nr - cols));
-    }
-    dst += kc * nr;
   }
 }
 
@@ -169,7 +165,9 @@ void pack_b(const Sgemm& g, const IsaKernels& ks, int64_t p0, int64_t kc, int64_
 int64_t k_block_size(int64_t k, int64_t kc_max) { return ceil_div(k, ceil_div(k, kc_max)); }
 
 // C(m0:m1, n0:n1) on the calling thread. m0 and n0 are multiples of MR and NR.
-void gemm_rectangle(const Sgemm& g, const IsaKernels& ks, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+// row_bias: the bias of a transposed problem (one value per row of C), or null.
+void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int64_t m0, int64_t m1, int64_t n0,
+                    int64_t n1) {
   const int mr = ks.mr, nr = ks.nr;
   const int64_t kc_step = k_block_size(g.k, ks.kc);
   const int64_t mc_step = round_up(ks.mc, mr);  // multiples of the tile: edge tiles only at m1, n1
@@ -188,6 +186,7 @@ void gemm_rectangle(const Sgemm& g, const IsaKernels& ks, int64_t m0, int64_t m1
       ep.beta = pc == 0 ? g.beta : 1.0f;
       ep.activation = last_k_block ? g.activation : Activation::None;
       const float* bias = last_k_block ? g.bias : nullptr;
+      const float* bias_per_row = last_k_block ? row_bias : nullptr;
 
       pack_b(g, ks, pc, kc, jc, nc, nr, b_panels);
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
@@ -198,6 +197,7 @@ void gemm_rectangle(const Sgemm& g, const IsaKernels& ks, int64_t m0, int64_t m1
           const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
           TileEpilogue tile_ep = ep;
           tile_ep.bias = bias != nullptr ? bias + jc + jr : nullptr;
+          tile_ep.row_bias = bias_per_row != nullptr ? bias_per_row + ic + ir : nullptr;
           float* c_tile = g.c + (ic + ir) * g.c_rs + (jc + jr) * g.c_cs;
           ks.micro_kernel(kc, a_panels + ir * kc, b_panels + jr * kc, c_tile, g.c_rs, g.c_cs, rows, cols, tile_ep);
         };
@@ -260,7 +260,7 @@ inline void split_range(int64_t extent, int64_t tile, int index, int parts, int6
 
 // M == 1 with B contiguous along one axis: a GEMV that streams B once and packs nothing.
 // Each thread takes a range of columns (multiples of 16, so tails stay at the true end).
-void gemv_path(const Sgemm& g, const IsaKernels& ks, int max_threads) {
+void gemv_path(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int max_threads) {
   const float* x = g.a;
   if (g.a_cs != 1) {
     float* gathered = thread_workspace().gemv_x.get(g.k);
@@ -286,6 +286,7 @@ void gemv_path(const Sgemm& g, const IsaKernels& ks, int max_threads) {
     ep.alpha = g.alpha;
     ep.beta = g.beta;
     ep.bias = g.bias != nullptr ? g.bias + j0 : nullptr;
+    ep.row_bias = row_bias;
     ep.activation = g.activation;
     if (g.c_cs == 1) {
       ks.merge_row(y, g.c + j0, j1 - j0, ep);
@@ -320,16 +321,49 @@ void validate(const Sgemm& g, const char* who) {
   if (g.k > 0) check(g.a != nullptr && g.b != nullptr, Code::InvalidArgument, who, ": A or B is null");
 }
 
+// Whether C^T = B^T A^T wastes clearly less of the micro-tile on padding (e.g. n = 10 with
+// NR = 64 pads to 64 columns, while m = 10 with MR = 6 pads to 12 rows). Depends only on the shape.
+bool prefer_transposed(const Sgemm& g, const IsaKernels& ks) {
+  const int64_t padded = round_up(g.m, ks.mr) * round_up(g.n, ks.nr);
+  const int64_t padded_transposed = round_up(g.n, ks.mr) * round_up(g.m, ks.nr);
+  return 4 * padded_transposed < 3 * padded;
+}
+
+void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int max_threads);
+
 // One product on at most max_threads threads (1: the calling thread only).
-void sgemm_with_threads(const Sgemm& g, int max_threads) {
-  if (g.m == 0 || g.n == 0) return;
-  if (g.k == 0) {
-    scale_only(g);
+void sgemm_with_threads(const Sgemm& args, int max_threads) {
+  if (args.m == 0 || args.n == 0) return;
+  if (args.k == 0) {
+    scale_only(args);
     return;
   }
   const IsaKernels& ks = select_kernels();
+  if (g.m != 1 && prefer_transposed(args, ks)) {
+    // Narrow C (n well below NR): compute C^T = B^T A^T so that the wide side of the micro-tile
+    // runs along M; the caller's per-column bias becomes a per-row bias.
+    Sgemm t = args;
+    t.m = args.n;
+    t.n = args.m;
+    t.a = args.b;
+    t.a_rs = args.b_cs;
+    t.a_cs = args.b_rs;
+    t.b = args.a;
+    t.b_rs = args.a_cs;
+    t.b_cs = args.a_rs;
+    t.c_rs = args.c_cs;
+    t.c_cs = args.c_rs;
+    t.bias = nullptr;
+    run_product(t, args.bias, ks, max_threads);
+    return;
+  }
+  run_product(args, nullptr, ks, max_threads);
+}
+
+// One product with the micro-tile orientation decided (row_bias: see gemm_rectangle).
+void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int max_threads) {
   if (g.m == 1 && (g.b_cs == 1 || g.b_rs == 1)) {
-    gemv_path(g, ks, max_threads);
+    gemv_path(g, row_bias, ks, max_threads);
     return;
   }
   const int64_t work = g.m * g.n * g.k;
@@ -338,7 +372,7 @@ void sgemm_with_threads(const Sgemm& g, int max_threads) {
     threads = static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(1, work / kMinParallelWork)));
   }
   if (threads <= 1) {
-    gemm_rectangle(g, ks, 0, g.m, 0, g.n);
+    gemm_rectangle(g, row_bias, ks, 0, g.m, 0, g.n);
     return;
   }
   std::atomic<int> next_item{0};
@@ -351,7 +385,7 @@ void sgemm_with_threads(const Sgemm& g, int max_threads) {
       int64_t m0, m1, n0, n1;
       split_range(g.m, ks.mr, item / split.parts_n, split.parts_m, &m0, &m1);
       split_range(g.n, ks.nr, item % split.parts_n, split.parts_n, &n0, &n1);
-      if (m0 < m1 && n0 < n1) gemm_rectangle(g, ks, m0, m1, n0, n1);
+      if (m0 < m1 && n0 < n1) gemm_rectangle(g, row_bias, ks, m0, m1, n0, n1);
     }
   });
 }
@@ -367,6 +401,7 @@ void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs,
       // Same operations as the SIMD merge: one rounding for alpha * acc + (beta * c).
       float v = ep.beta == 0.0f ? ep.alpha * a : std::fma(ep.alpha, a, ep.beta * *cp);
       if (ep.bias != nullptr) v += ep.bias[j];
+      if (ep.row_bias != nullptr) v += ep.row_bias[r];
       *cp = activate(v, ep.activation);
     }
   }

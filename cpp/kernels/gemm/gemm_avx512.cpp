@@ -64,38 +64,30 @@ namespace {
 // Candidate micro-kernels; index 0 is what Isa::Avx512 uses. The others stay compiled for the
 // development benchmark (avx512_kernel_variant) and are covered by the correctness checker.
 //
-// Measured on the development VM (2 vCPUs reporting Intel family 6 model 106 = Ice Lake-SP, not
-// the Zen 4 the project brief describes; other jobs shared the VM, so numbers are best-of rounds):
-// - FMA throughput probe (12 independent chains, inline asm): ymm 84-110 GFLOP/s, zmm 132-178
-//   GFLOP/s on one core: this CPU has two 512-bit FMA units, so zmm wins by ~1.6x here.
+// Measured on the development VM: 2 vCPUs reporting Intel family 6 model 106 (Ice Lake-SP), not
+// the Zen 4 the project brief describes. Other jobs shared the VM, so numbers are best-of rounds.
+// - FMA throughput probe (12 independent chains, inline asm), one core: ymm 84-110 GFLOP/s,
+//   zmm 132-178 GFLOP/s. This CPU has two 512-bit FMA units: zmm wins by ~1.6x.
 // - Full sgemm, 1 thread, GFLOP/s at 512^3 / 1024^3 / 256x1024x1024 / 2048^3:
-//     zmm 6x64, A panel in L1, B block streamed from L2 (KC 320, NC 640)   127-143 / 119-135 / 122-128 / 131-136
-//     zmm 8x48, same loop order (KC 256, NC 768)                          128-138 / 120-125 / 102-105 / 100-132
-//     zmm 14x32, BLIS order (B micro-panel in L1, KC 192)                 108-113 /  97-101 /  91-107 /  81-97
-//     ymm 12x16 / 14x16 (AVX-512VL, 32 registers)                          54-65  /  64-71
-//   (numpy/OpenBLAS in the same runs: 512^3 ~91, 1024^3 ~88-117, 256x1024x1024 ~79-93.)
+//     zmm 6x64, A panel in L1, B block from L2 (KC 320, NC 640)  127-143 / 119-135 / 122-128 / 131-136
+//     zmm 8x48, same loop order (KC 256, NC 768)                 128-138 / 120-125 / 102-105 / 100-132
+//     zmm 14x32, BLIS order (B micro-panel in L1, KC 192)        108-113 /  97-101 /  91-107 /  81-97
+//     ymm 14x16 (AVX-512VL: 32 registers)                         65     /  70
+//   numpy/OpenBLAS in the same runs: 512^3 ~91, 1024^3 ~88-117, 256x1024x1024 ~79-93.
 // - The 6x64 micro-kernel alone (A panel in L1, 320x640 B block in L2): 137 GFLOP/s with B
-//   prefetched 8 steps ahead, 129 without, while the FMA probe read 147: 93% of the probe.
-// On Zen 4 (the brief: zmm FMAs double-pumped, same FLOP rate as ymm) the zmm 6x64 kernel loses
-// nothing in FMA rate and halves the loads per FMA compared with a 6x16 ymm kernel, so it stays the
-// choice there too; JOULE_ISA=avx2 gives the pure AVX2 6x16 kernel for comparison.
+//   prefetched 8 steps ahead, 129 without, while the FMA probe read 147 (93%).
+// On Zen 4 (zmm FMAs double-pumped: same FLOP rate as ymm) the 6x64 zmm kernel gives up no FMA
+// rate and needs a third of the loads per flop of a 6x16 ymm kernel, so it should remain the
+// right choice there; JOULE_ISA=avx2 selects the pure AVX2 6x16 kernel for comparison.
 const IsaKernels kAvx512Variants[] = {
     {"avx512-zmm-6x64-pf8", 6, 64, micro_kernel<Zmm, 6, 4, 8>, 320, 120, 640, LoopOrder::RowPanelOuter,
      gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
     {"avx512-zmm-6x64", 6, 64, micro_kernel<Zmm, 6, 4>, 320, 120, 640, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
      gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512-zmm-6x64-pf4", 6, 64, micro_kernel<Zmm, 6, 4, 4>, 320, 120, 640, LoopOrder::RowPanelOuter,
-     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512-zmm-8x48-pf8", 8, 48, micro_kernel<Zmm, 8, 3, 8>, 256, 128, 768, LoopOrder::RowPanelOuter,
-     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
     {"avx512-zmm-8x48", 8, 48, micro_kernel<Zmm, 8, 3>, 256, 128, 768, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
      gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
     {"avx512-zmm-14x32", 14, 32, micro_kernel<Zmm, 14, 2>, 192, 112, 2048, LoopOrder::ColumnPanelOuter,
      gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512-zmm-12x32", 12, 32, micro_kernel<Zmm, 12, 2>, 256, 120, 768, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
-     gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512vl-ymm-12x16", 12, 16, micro_kernel<Ymm, 12, 2>, 256, 144, 768, LoopOrder::RowPanelOuter,
-     gemv_rows<Ymm>, gemv_cols<Ymm>, merge_row<Ymm>, pack_transposed_simd},
     {"avx512vl-ymm-14x16", 14, 16, micro_kernel<Ymm, 14, 2>, 256, 140, 768, LoopOrder::RowPanelOuter,
      gemv_rows<Ymm>, gemv_cols<Ymm>, merge_row<Ymm>, pack_transposed_simd},
 };

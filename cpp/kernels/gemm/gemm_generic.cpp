@@ -48,8 +48,18 @@ void generic_merge_row(const float* acc, float* c, int64_t n, const TileEpilogue
 }
 
 const IsaKernels kGenericKernels = {
-    "generic-4x8", kGenericMr,        kGenericNr,       generic_micro_kernel, /*kc=*/256, /*mc=*/128, /*nc=*/1024, LoopOrder::ColumnPanelOuter,
-    generic_gemv_rows, generic_gemv_cols, generic_merge_row, pack_transposed_scalar,
+    "generic-4x8",
+    kGenericMr,
+    kGenericNr,
+    generic_micro_kernel,
+    /*kc=*/256,
+    /*mc=*/128,
+    /*nc=*/1024,
+    LoopOrder::ColumnPanelOuter,
+    generic_gemv_rows,
+    generic_gemv_cols,
+    generic_merge_row,
+    pack_transposed_scalar,
 };
 
 }  // namespace

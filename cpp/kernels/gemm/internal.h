@@ -8,13 +8,16 @@
 namespace joule::gemm::detail {
 
 // How a block of freshly computed dot products `acc` is merged into C:
-//   C = alpha * acc + beta * C   (C not read when beta == 0), then + bias[j], then the activation.
+//   C = alpha * acc + beta * C   (C not read when beta == 0), then + bias[j] (or + row_bias[i]),
+//   then the activation.
 // The driver splits K into blocks: the first block carries the caller's beta, later blocks
 // beta = 1, and only the last block carries bias and activation.
 struct TileEpilogue {
   float alpha = 1.0f;
   float beta = 0.0f;
-  const float* bias = nullptr;  // bias for the tile's first column, or null
+  const float* bias = nullptr;      // per-column bias, from the tile's first column, or null
+  const float* row_bias = nullptr;  // per-row bias, from the tile's first row, or null (used when
+                                    // the driver computes C^T = B^T A^T for a narrow C)
   Activation activation = Activation::None;
 };
 
