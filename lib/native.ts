@@ -123,6 +123,22 @@ export interface Native {
   totalNorm(tensors: Handle[], normType: number): number;
   scaleInplace(tensors: Handle[], factor: number): void;
 
+  // int8 quantization (cpp/napi/quant_bindings.cpp)
+  /** [scale] (symmetric) or [scale, zeroPoint int32]; axis -1 = per tensor. */
+  quantParams(x: Handle, axis: number, symmetric: boolean, qmin: number, qmax: number): Handle[];
+  quantize(x: Handle, scale: Handle, zeroPoint: Handle | null, axis: number, qmin: number, qmax: number, dtype: 'int8' | 'uint8'): Handle;
+  dequantize(q: Handle, scale: Handle, zeroPoint: Handle | null, axis: number): Handle;
+  /** [packed int8 [ceil(N/64), ceil(K/4), 256], colSums int32 [N]] */
+  quantPackWeight(w: Handle): Handle[];
+  quantUnpackWeight(packed: Handle, n: number, k: number): Handle;
+  quantLinear(x: Handle, packed: Handle, colSums: Handle, wScale: Handle, bias: Handle | null, activation: 'none' | 'relu' | 'gelu',
+    inputScale: number, outlierThreshold: number): Handle;
+  quantMatmulInt8(a: Handle, aScale: Handle | null, packed: Handle, colSums: Handle, wScale: Handle | null, bias: Handle | null,
+    activation: 'none' | 'relu' | 'gelu'): Handle;
+  quantLinearReference(a: Handle, aScale: Handle | null, w: Handle, wScale: Handle | null, bias: Handle | null,
+    activation: 'none' | 'relu' | 'gelu', inputScale: number): Handle;
+  quantKernel(): string;
+
   memory(): DeviceMemory[];
   releaseCachedMemory(): void;
   setNumThreads(n: number): void;
@@ -130,7 +146,38 @@ export interface Native {
   setIsa(isa: string): void;
   getIsa(): string;
   buildInfo(): BuildInfo;
+  cpuPeak(threads: number, seconds: number): number;
+  gpuEnergy(): { ok: boolean; error: string; joules: number[]; names: string[] };
+  flopCount(): number;
   libraryLoadError(soname: 'libnccl.so.2' | 'libnvidia-ml.so.1'): string;
+  // dist (cpp/napi/dist_bindings.cpp): the rendezvous store, the default process group, collectives
+  distStoreServe(host: string, port: number, secret: string): [number, number];
+  distStoreServerStop(server: number): void;
+  distStoreConnect(host: string, port: number, secret: string, timeoutMs: number): number;
+  distStoreClose(store: number): void;
+  distStoreSet(store: number, key: string, value: string | Uint8Array): void;
+  distStoreGet(store: number, key: string, timeoutMs?: number): Buffer;
+  distStoreAdd(store: number, key: string, delta: number): number;
+  distStoreCompareSet(store: number, key: string, expected: string | Uint8Array, desired: string | Uint8Array): Buffer;
+  distStoreWait(store: number, keys: string[], timeoutMs?: number): void;
+  distStoreCheck(store: number, keys: string[]): boolean;
+  distStoreDelete(store: number, key: string): boolean;
+  distInit(options: { backend: 'gloo' | 'nccl'; rank: number; worldSize: number; masterAddr: string; masterPort: number;
+    secret: string; timeoutMs: number; hostStore: boolean; device: number; hostname: string }): string;
+  distDestroy(): void;
+  distInfo(): { initialized: boolean; rank: number; worldSize: number; backend: string | null; glooCompiled: boolean; ncclUnavailableReason: string };
+  distAllReduce(h: Handle, op: string, async: false): void;
+  distAllReduce(h: Handle, op: string, async: true): Promise<void>;
+  distAllReduceCoalesced(hs: Handle[], op: string, async: false): void;
+  distAllReduceCoalesced(hs: Handle[], op: string, async: true): Promise<void>;
+  distBroadcast(h: Handle, root: number, async: false): void;
+  distBroadcast(h: Handle, root: number, async: true): Promise<void>;
+  distAllGather(h: Handle, async: false): Handle;
+  distAllGather(h: Handle, async: true): Promise<Handle>;
+  distReduceScatter(h: Handle, op: string, async: false): Handle;
+  distReduceScatter(h: Handle, op: string, async: true): Promise<Handle>;
+  distBarrier(async: false): void;
+  distBarrier(async: true): Promise<void>;
 }
 
 /** The folder holding package.json, from lib/ (tsx) or dist/lib/ (compiled). */

@@ -490,7 +490,7 @@ std::vector<Binding> tensor_bindings() {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("TensorHandle", TensorHandle::define(env));
-  for (auto list : {tensor_bindings(), nn_bindings(), quant_bindings(), dist_bindings()}) {
+  for (auto list : {tensor_bindings(), nn_bindings(), quant_bindings(), dist_bindings(), energy_bindings()}) {
     for (const auto& [name, fn] : list) exports.Set(name, Napi::Function::New(env, fn, name));
   }
   return exports;

@@ -13,5 +13,6 @@ std::vector<Binding> tensor_bindings();  // addon.cpp: tensors, ops, runtime
 std::vector<Binding> nn_bindings();      // nn_bindings.cpp: fused layers, losses, optimizer steps
 std::vector<Binding> quant_bindings();   // quant_bindings.cpp: int8 quantization and GEMM
 std::vector<Binding> dist_bindings();    // dist_bindings.cpp: store, process groups, collectives
+std::vector<Binding> energy_bindings();  // energy_bindings.cpp: peak, energy meters, FLOP count
 
 }  // namespace joule::napi

@@ -339,7 +339,7 @@ void sgemm_with_threads(const Sgemm& args, int max_threads) {
     return;
   }
   const IsaKernels& ks = select_kernels();
-  if (g.m != 1 && prefer_transposed(args, ks)) {
+  if (args.m != 1 && prefer_transposed(args, ks)) {
     // Narrow C (n well below NR): compute C^T = B^T A^T so that the wide side of the micro-tile
     // runs along M; the caller's per-column bias becomes a per-row bias.
     Sgemm t = args;

@@ -17,6 +17,7 @@
 // gcc 12's false -Wmaybe-uninitialized inside its own _mm512_undefined_* (GCC PR 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 namespace joule::quant::detail {
