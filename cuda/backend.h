@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "kernels/attention.h"
 #include "ops/ops.h"
 
 namespace joule::cuda {
@@ -38,5 +39,8 @@ void binary(ops::BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
 void unary(ops::UnaryOp op, const Tensor& a, const Tensor& out);
 void fill(const Tensor& out, float value);
 void copy_strided(const Tensor& src, const Tensor& dst);  // same dtype (float32), any strides
+
+// Fused attention forward (cuda/attention.cu): the pointers in `a` are on `device`.
+void attention_forward(const kernels::AttentionArgs& a, int device);
 
 }  // namespace joule::cuda

@@ -56,6 +56,25 @@ export interface BackwardOptions {
   retainGraph?: boolean;
 }
 
+// ---- gradient-ready hooks (used by dist.DistributedDataParallel) ----
+
+const gradReadyHooks = new WeakMap<Tensor, ((leaf: Tensor) => void)[]>();
+
+/**
+ * Calls fn(leaf) during backward() as soon as leaf's gradient for this backward is complete
+ * (accumulated into leaf.grad, or written there directly by a fused op), before backward goes
+ * on. Returns a function that removes the hook.
+ */
+export function registerGradReadyHook(leaf: Tensor, fn: (leaf: Tensor) => void): () => void {
+  const list = gradReadyHooks.get(leaf) ?? [];
+  list.push(fn);
+  gradReadyHooks.set(leaf, list);
+  return () => {
+    const i = list.indexOf(fn);
+    if (i >= 0) list.splice(i, 1);
+  };
+}
+
 function accumulate(leaf: Tensor, g: Tensor): void {
   if (leaf.grad === null || leaf.grad.isDisposed) {
     // Own copy: g may be a view of another tensor or shared with another leaf.
@@ -113,11 +132,15 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
     grads.set(root, grad ?? new Tensor(native.full(root.shape, 1, 'float32', root.device)));
     for (const t of order) {
       const g = grads.get(t);
-      if (!g) continue;
-      if (!t.gradFn) {
-        if (t.requiresGrad) accumulate(t, g);
+      if (!t.gradFn && t.requiresGrad) {
+        // Reverse topological order: every consumer of this leaf has run, so its gradient is final.
+        if (g) accumulate(t, g);
+        const hooks = gradReadyHooks.get(t);
+        if (hooks) for (const h of hooks.slice()) h(t);
         continue;
       }
+      if (!g) continue;
+      if (!t.gradFn) continue;
       const inputGrads = t.gradFn.backward(g);
       const inputs = t.gradFn.inputs;
       for (let k = 0; k < inputs.length; k++) {

@@ -139,6 +139,13 @@ export interface Native {
     activation: 'none' | 'relu' | 'gelu', inputScale: number): Handle;
   quantKernel(): string;
 
+  // fused attention (cpp/napi/attention_bindings.cpp); scale null = 1/sqrt(D)
+  /** [out [B, H, Tq, D] (a view of [B, Tq, H, D] memory), lse [B, H, Tq]] */
+  attentionForward(q: Handle, k: Handle, v: Handle, causal: boolean, scale: number | null): Handle[];
+  /** [dq, dk, dv]; an xInto receives its gradient (overwritten) and null is returned for it. */
+  attentionBackward(dout: Handle, q: Handle, k: Handle, v: Handle, out: Handle, lse: Handle, causal: boolean, scale: number | null,
+    dqInto: Handle | null, dkInto: Handle | null, dvInto: Handle | null): (Handle | null)[];
+
   memory(): DeviceMemory[];
   releaseCachedMemory(): void;
   setNumThreads(n: number): void;

@@ -176,6 +176,12 @@ describe('memory', () => {
       expectJouleError(() => jl.randn([2 ** 42]), 'OUT_OF_MEMORY', /bytes/);
       expectJouleError(() => jl.arange(0, 2 ** 50), 'OUT_OF_MEMORY', /bytes/);
       expectJouleError(() => jl.zeros([2 ** 20]).expand([2 ** 21, 2 ** 20]).contiguous(), 'OUT_OF_MEMORY', /bytes/);
+      // Reading a huge (cheap, expanded) view back into JavaScript must not abort V8.
+      const huge = jl.ones([1]).expand([2 ** 40]);
+      expectJouleError(() => huge.data(), 'OUT_OF_MEMORY', /JavaScript/);
+      expectJouleError(() => huge.toArray(), 'OUT_OF_MEMORY', /JavaScript/);
+      expectJouleError(() => huge.toString(), 'OUT_OF_MEMORY', /JavaScript/);
+      expectJouleError(() => jl.ones([1], { dtype: 'int8' }).expand([2 ** 33]).data(), 'OUT_OF_MEMORY', /JavaScript/);
     });
     // ...and the library keeps working afterwards.
     assertNoLeak(() => assert.equal(jl.ones([3]).sum().item(), 3));

@@ -28,5 +28,6 @@ void binary(ops::BinaryOp, const Tensor&, const Tensor&, const Tensor&) { unavai
 void unary(ops::UnaryOp, const Tensor&, const Tensor&) { unavailable(); }
 void fill(const Tensor&, float) { unavailable(); }
 void copy_strided(const Tensor&, const Tensor&) { unavailable(); }
+void attention_forward(const kernels::AttentionArgs&, int) { unavailable(); }
 
 }  // namespace joule::cuda

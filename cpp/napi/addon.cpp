@@ -102,6 +102,11 @@ Napi::Value from_buffer(Info info) {
 Napi::Value to_buffer(Info info) {
   return guard(info, [&]() -> Napi::Value {
     const Tensor& t = to_tensor(info, 0, "tensor");
+    // V8 aborts the process when an ArrayBuffer cannot be allocated: refuse what JavaScript cannot
+    // hold (Node's Buffer limit, 4 GiB) before asking (a huge expanded view is cheap to make).
+    constexpr size_t kMaxJsBytes = size_t{1} << 32;
+    check(t.nbytes() <= kMaxJsBytes, Code::OutOfMemory, "cannot read ", t.nbytes(), " bytes (shape ",
+          shape_str(t.shape), ") back into JavaScript: more than the ", kMaxJsBytes, " bytes of one ArrayBuffer");
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), t.nbytes());
     ops::to_host(t, ab.Data(), t.nbytes());
     return ab;
@@ -490,7 +495,7 @@ std::vector<Binding> tensor_bindings() {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("TensorHandle", TensorHandle::define(env));
-  for (auto list : {tensor_bindings(), nn_bindings(), quant_bindings(), dist_bindings(), energy_bindings()}) {
+  for (auto list : {tensor_bindings(), nn_bindings(), quant_bindings(), dist_bindings(), energy_bindings(), attention_bindings()}) {
     for (const auto& [name, fn] : list) exports.Set(name, Napi::Function::New(env, fn, name));
   }
   return exports;

@@ -237,13 +237,20 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     JOULE_CHECK(group == nullptr, Code::InvalidArgument, "dist: already initialised: call dist.destroy() first");
     JOULE_CHECK(info.Length() > 0 && info[0].IsObject(), Code::InvalidArgument, "dist.init: expected an options object");
     Napi::Object o = info[0].As<Napi::Object>();
-    auto str = [&](const char* k) { return o.Get(k).As<Napi::String>().Utf8Value(); };
-    auto num = [&](const char* k) { return static_cast<int>(o.Get(k).As<Napi::Number>().Int64Value()); };
+    // Checked field by field: As<>() does not check, and a wrong type would leave as a TypeError.
+    auto field = [&](const char* k, bool ok, const char* what) {
+      JOULE_CHECK(ok, Code::InvalidArgument, "dist.init: expected '", k, "' to be ", what);
+      return o.Get(k);
+    };
+    auto str = [&](const char* k) { return field(k, o.Get(k).IsString(), "a string").As<Napi::String>().Utf8Value(); };
+    auto num = [&](const char* k) {
+      return static_cast<int>(field(k, o.Get(k).IsNumber(), "a number").As<Napi::Number>().Int64Value());
+    };
     std::string backend = str("backend");
     int rank = num("rank"), size = num("worldSize"), port = num("masterPort"), device = num("device");
     std::string addr = str("masterAddr"), secret = str("secret"), hostname = str("hostname");
-    Millis timeout(o.Get("timeoutMs").As<Napi::Number>().Int64Value());
-    bool host_store = o.Get("hostStore").As<Napi::Boolean>().Value();
+    Millis timeout(field("timeoutMs", o.Get("timeoutMs").IsNumber(), "a number").As<Napi::Number>().Int64Value());
+    bool host_store = field("hostStore", o.Get("hostStore").IsBoolean(), "a boolean").As<Napi::Boolean>().Value();
     JOULE_CHECK(size >= 1 && rank >= 0 && rank < size, Code::InvalidArgument, "dist.init: RANK must be in 0..WORLD_SIZE-1, got RANK=",
                 rank, " WORLD_SIZE=", size);
     JOULE_CHECK(timeout.count() > 0, Code::InvalidArgument, "dist.init: timeoutMs must be positive");

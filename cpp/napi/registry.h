@@ -14,5 +14,6 @@ std::vector<Binding> nn_bindings();      // nn_bindings.cpp: fused layers, losse
 std::vector<Binding> quant_bindings();   // quant_bindings.cpp: int8 quantization and GEMM
 std::vector<Binding> dist_bindings();    // dist_bindings.cpp: store, process groups, collectives
 std::vector<Binding> energy_bindings();  // energy_bindings.cpp: peak, energy meters, FLOP count
+std::vector<Binding> attention_bindings();  // attention_bindings.cpp: fused scaled-dot-product attention
 
 }  // namespace joule::napi

@@ -99,7 +99,8 @@ std::vector<Tensor> quant_params(const Tensor& x_in, int64_t axis, bool symmetri
   Tensor scale = empty(shape, DType::Float32, x.device());
   float* ps = scale.data<float>();
   if (symmetric) {
-    for (int64_t c = 0; c < channels; ++c) ps[c] = std::max(-lo[c], hi[c]) / static_cast<float>(qmax);
+    // 0.0f first: an all-zero channel gets +0, not -0 (-lo of lo = 0 is -0).
+    for (int64_t c = 0; c < channels; ++c) ps[c] = std::max(0.0f, std::max(-lo[c], hi[c])) / static_cast<float>(qmax);
     return {scale};
   }
   Tensor zp = empty(shape, DType::Int32, x.device());

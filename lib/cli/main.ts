@@ -6,6 +6,11 @@ const USAGE = `usage: joule <command> [options]
 
 commands:
   info [--json]     devices, CPU features, backends found (CUDA, NCCL, Gloo, NVML)
+  demo [--quick]    teacher -> distilled student -> int8 student on MNIST: one table of accuracy,
+                    size, latency, throughput, MFU and energy (joule demo --help for options)
+  launch -n N ...   run a distributed script with N ranks (joule launch --help)
+  train --model gpt --data moby-dick [...]   train a character-level GPT (joule train --help)
+  generate --checkpoint FILE --prompt TEXT    stream text from a GPT checkpoint
   help              this text
 `;
 
@@ -16,6 +21,22 @@ async function main(argv: string[]): Promise<number> {
       const { printInfo } = await import('./info');
       printInfo(rest.includes('--json'));
       return 0;
+    }
+    case 'launch': {
+      const { launch, parseLaunchArgs } = await import('./launch');
+      return launch(parseLaunchArgs(rest));
+    }
+    case 'train': {
+      const { trainCommand } = await import('./train');
+      return trainCommand(rest);
+    }
+    case 'generate': {
+      const { generateCommand } = await import('./generate');
+      return generateCommand(rest);
+    }
+    case 'demo': {
+      const { demoCommand } = await import('./demo');
+      return demoCommand(rest);
     }
     case undefined:
     case 'help':

@@ -227,3 +227,10 @@ export function copy_(target: Tensor, src: Tensor): Tensor {
   native.copyInto(target.handle, tensorArg(src, 'src').handle);
   return target;
 }
+
+/** x with `value` wherever mask (broadcast to x) is non-zero; the gradient flows to x where it is zero. */
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  const t = tensorArg(x, 'input');
+  if (typeof value !== 'number') fail('INVALID_ARGUMENT', `maskedFill: expected a number value, got ${describe(value)}`);
+  return where(tensorArg(mask, 'mask'), value, t);
+}

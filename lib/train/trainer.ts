@@ -20,6 +20,8 @@ import { DataLoader } from '../data/loader';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { clipGradNorm } from '../optim/clip';
 import { formatDuration, formatRate, Progress, ProgressStream } from './progress';
+import { CostMeter } from '../energy/index';
+import { costFields, CostFields, modelFlopsPerSample } from './cost';
 
 // ---- the parts a Trainer works with (nn.Module and optim.* satisfy them) ----
 
@@ -78,7 +80,8 @@ export interface BatchInfo {
   loss: number;
 }
 
-export interface EpochReport {
+/** Cost fields (flops, flopsSource, mfu, joules, joulesPerSample, energySource): of the training pass only. */
+export interface EpochReport extends Partial<CostFields> {
   /** 1-based: the number of epochs completed. */
   epoch: number;
   loss: number;
@@ -93,7 +96,8 @@ export interface EpochReport {
   lr?: number;
 }
 
-export interface FitReport {
+/** Cost fields (flops, flopsSource, mfu, joules, joulesPerSample, energySource): of the whole fit() call, validation included. */
+export interface FitReport extends CostFields {
   epochs: EpochReport[];
   /** Seconds of this fit() call. */
   totalSeconds: number;
@@ -504,7 +508,10 @@ export class Trainer {
     const loader = this.loader(train, 'train', loaderOptions, false);
 
     const progress = Progress.auto(quiet, o.progress as FitOptions['progress'], (o.progressStream as ProgressStream | undefined) ?? process.stderr);
-    const report: FitReport = { epochs: history.slice(), totalSeconds: 0, samples: 0, samplesPerSec: 0, stoppedEarly: false };
+    const report: FitReport = {
+      epochs: history.slice(), totalSeconds: 0, samples: 0, samplesPerSec: 0, stoppedEarly: false,
+      flops: 0, flopsSource: 'none', mfu: null, joules: null, joulesPerSample: null, energySource: '',
+    };
     if (resumed) {
       report.resumedFromEpoch = startEpoch;
       progress.message(`resumed from epoch ${startEpoch} (step ${this.step})`);
@@ -513,9 +520,12 @@ export class Trainer {
     this.stopRequested = false;
     const t0 = performance.now();
     let trainSeconds = 0;
+    const fitMeter = new CostMeter(this.device).start();
+    let valSamples = 0;
     try {
       for (let epoch = startEpoch; epoch < epochs; epoch++) {
         const e0 = performance.now();
+        const epochMeter = new CostMeter(this.device).start();
         this.model.train(true);
         loader.setEpoch(epoch);
         progress.startEpoch(epoch + 1, epochs, loader.samplesPerEpoch);
@@ -550,6 +560,7 @@ export class Trainer {
         const metrics: Record<string, number> = {};
         this.metricNames.forEach((name, i) => (metrics[name] = n ? sums[i] / n : NaN));
         const er: EpochReport = { epoch: epoch + 1, loss: n ? lossSum / n : NaN, metrics, samplesPerSec: n / Math.max(trainTime, 1e-9), seconds: 0 };
+        Object.assign(er, costFields(epochMeter.stop(), n, n * modelFlopsPerSample(this.model, true)));
         if (lr !== undefined) er.lr = lr;
         if (validation) {
           const steps = this.evalSteps(validation);
@@ -557,6 +568,7 @@ export class Trainer {
           while (!(v = steps.next()).done) await nextTick();
           er.valLoss = v.value.loss;
           er.valMetrics = v.value.metrics;
+          valSamples += v.value.samples;
         }
         if (this.scheduler && this.schedulerStep === 'epoch') this.scheduler.step();
         er.seconds = (performance.now() - e0) / 1000;
@@ -607,8 +619,12 @@ export class Trainer {
       report.bestValue = earlyState.best * early.sign;
     }
     report.totalSeconds = (performance.now() - t0) / 1000;
+    const modelFlops = report.samples * modelFlopsPerSample(this.model, true) + valSamples * modelFlopsPerSample(this.model, false);
+    Object.assign(report, costFields(fitMeter.stop(), report.samples, modelFlops));
     report.samplesPerSec = report.samples / Math.max(trainSeconds, 1e-9);
-    if (report.samples > 0) progress.message(`trained ${report.samples} samples in ${formatDuration(report.totalSeconds)} (${formatRate(report.samplesPerSec)} samples/s)`);
+    const mfuText = report.mfu === null ? '' : `, MFU ${(report.mfu * 100).toFixed(1)}%`;
+    const energyText = report.joules === null ? '' : `, ${report.joules.toFixed(1)} J`;
+    if (report.samples > 0) progress.message(`trained ${report.samples} samples in ${formatDuration(report.totalSeconds)} (${formatRate(report.samplesPerSec)} samples/s${mfuText}${energyText})`);
     if (callbacks.onTrainEnd) await callbacks.onTrainEnd(report, this);
     return report;
   }

@@ -1,22 +1,29 @@
 // fp32 GEMM driver: ISA dispatch, BLIS-style cache blocking and packing, threading, batching,
 // the scalar reference and gelu().
 //
-// Structure of one product (per thread, on its own rectangle of C):
-//   for jc in N step NC            packed B block (KC x NC) lives in L2/L3
+// Structure of one product (per work item, i.e. per rectangle of C, on one thread):
+//   for jc in N step NC
 //     for pc in K step KC
-//       pack B(pc.., jc..) into NR-column micro-panels
+//       pack B(pc.., jc..) into NR-column micro-panels (the KC x NC block: L2 or L3)
 //       for ic in M step MC
-//         pack A(ic.., pc..) into MR-row micro-panels (MC x KC, L2-resident)
-//         for jr in NC step NR       one B micro-panel (KC x NR) stays in L1 ...
-//           for ir in MC step MR     ... while the A micro-panels stream past it
-//             micro-kernel: MR x NR tile in registers, merged into C with the fused epilogue
+//         pack A(ic.., pc..) into MR-row micro-panels
+//         the two tile loops, in the order the kernel table asks for:
+//           RowPanelOuter (AVX-512 zmm 6x64): an A micro-panel (MR x KC) stays in L1 while the
+//             B block streams from L2 -- NR = 64 makes a B micro-panel too big for L1;
+//           ColumnPanelOuter (AVX2 6x16, generic; classic BLIS): a B micro-panel (KC x NR) stays
+//             in L1 while the A micro-panels stream from L2;
+//             micro-kernel: MR x NR tile in registers, merged into C with the fused epilogue.
 // The first K block applies the caller's beta, later blocks accumulate (beta = 1), and only the
 // last K block adds the bias and applies the activation, so the epilogue runs while each tile is
 // still in registers instead of as a separate pass over C.
 //
+// Special shapes: M == 1 runs a GEMV that streams B once and packs nothing; a narrow C (N well
+// below NR) is computed as C^T = B^T A^T so the wide side of the tile runs along M.
+//
 // Threads compute disjoint rectangles of C (splits of M and/or N, never of K), aligned to the
 // micro-tile grid, so every element of C sees the same sequence of floating-point operations
-// whatever the thread count: results are bit-identical for 1, 2, ... threads.
+// whatever the thread count: results are bit-identical for 1, 2, ... threads. Packing buffers
+// are per thread, 64-byte aligned, and reused across calls.
 #include "kernels/gemm/gemm.h"
 
 #include <algorithm>

@@ -32,7 +32,7 @@ inline __mmask16 column_mask(int cols, int v) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
-template <int R, int NV>
+template <int R, int NV, int PF = kPrefetchGroups>
 void vnni_tile(int64_t groups, const uint8_t* a, const int8_t* w, int cols, const TileOut& out) {
   __m512i acc[R][NV];
 #pragma GCC unroll 8
@@ -40,12 +40,11 @@ void vnni_tile(int64_t groups, const uint8_t* a, const int8_t* w, int cols, cons
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
   }
-#pragma GCC unroll 2
   for (int64_t g = 0; g < groups; ++g) {
     __m512i b[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchGroups * 256 + v * 64), _MM_HINT_T0);
+      if (PF > 0) _mm_prefetch(reinterpret_cast<const char*>(w + PF * 256 + v * 64), _MM_HINT_T0);
       b[v] = _mm512_loadu_si512(w + v * 64);
     }
 #pragma GCC unroll 8
@@ -59,24 +58,30 @@ void vnni_tile(int64_t groups, const uint8_t* a, const int8_t* w, int cols, cons
     a += kMr * 4;
     w += 256;
   }
-  // Epilogue: remove the +128 shift, then row scale x column scale (+ C) + bias, activation.
+  // The accumulators leave the registers once, through memory, so that gcc keeps them in
+  // registers for the whole K loop (addressing the array in the epilogue made it spill per step).
+  alignas(64) int32_t tile[R][NV * 16];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm512_store_si512(&tile[r][v * 16], acc[r][v]);
+  }
+  // Epilogue: remove the +128 shift, then row scale x column scale (+ C) + bias, activation.
   for (int v = 0; v < NV; ++v) {
     const __mmask16 mask = column_mask(cols, v);
     const __m512i correction = _mm512_slli_epi32(_mm512_loadu_si512(out.col_sums + v * 16), 7);
     if (out.c_i32 != nullptr) {
-#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        _mm512_mask_storeu_epi32(out.c_i32 + r * out.c_rs + v * 16, mask, _mm512_sub_epi32(acc[r][v], correction));
+        const __m512i a = _mm512_load_si512(&tile[r][v * 16]);
+        _mm512_mask_storeu_epi32(out.c_i32 + r * out.c_rs + v * 16, mask, _mm512_sub_epi32(a, correction));
       }
       continue;
     }
     const __m512 col_scale = _mm512_loadu_ps(out.col_scales + v * 16);
     const __m512 bias = out.bias != nullptr ? _mm512_loadu_ps(out.bias + v * 16) : _mm512_setzero_ps();
-#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       float* c = out.c_f32 + r * out.c_rs + v * 16;
-      __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], correction));
+      __m512 f = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(&tile[r][v * 16]), correction));
       f = _mm512_mul_ps(f, _mm512_set1_ps(out.row_scales[r]));
       f = _mm512_mul_ps(f, col_scale);
       if (out.accumulate) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mask, c));
@@ -95,9 +100,9 @@ void vnni_tile(int64_t groups, const uint8_t* a, const int8_t* w, int cols, cons
 
 using Tile = void (*)(int64_t, const uint8_t*, const int8_t*, int, const TileOut&);
 
-template <int R>
+template <int R, int PF = kPrefetchGroups>
 constexpr Tile tile_for(int nv) {
-  return nv == 1 ? vnni_tile<R, 1> : nv == 2 ? vnni_tile<R, 2> : nv == 3 ? vnni_tile<R, 3> : vnni_tile<R, 4>;
+  return nv == 1 ? vnni_tile<R, 1, PF> : nv == 2 ? vnni_tile<R, 2, PF> : nv == 3 ? vnni_tile<R, 3, PF> : vnni_tile<R, 4, PF>;
 }
 
 const Tile kTiles[kMr][4] = {

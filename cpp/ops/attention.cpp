@@ -1,0 +1,133 @@
+#include "ops/attention.h"
+
+#include <cmath>
+
+#include "cuda/backend.h"
+#include "kernels/attention.h"
+#include "ops/ops.h"
+#include "ops/util.h"
+
+namespace joule::ops {
+namespace {
+
+// A view with a unit-stride last dim: t itself, or a contiguous copy.
+Tensor unit_last(const Tensor& t) {
+  if (t.dim() == 4 && (t.strides[3] == 1 || t.shape[3] <= 1)) return t;
+  return contiguous(t);
+}
+
+void strides3(const Tensor& t, int64_t s[3]) {
+  s[0] = t.strides[0];
+  s[1] = t.strides[1];
+  s[2] = t.strides[2];
+}
+
+struct Checked {
+  Tensor q, k, v;
+  kernels::AttentionArgs args;
+};
+
+Checked check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale, const char* op) {
+  require_same_device(q, k, op);
+  require_same_device(q, v, op);
+  for (const Tensor* t : {&q, &k, &v}) require_dtype(*t, DType::Float32, op, "q, k and v");
+  JOULE_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, Code::ShapeMismatch, op,
+        ": expected q [B, H, Tq, D], k and v [B, H, Tk, D], got ", shape_str(q.shape), ", ", shape_str(k.shape), " and ",
+        shape_str(v.shape));
+  JOULE_CHECK(k.shape == v.shape && q.shape[0] == k.shape[0] && q.shape[1] == k.shape[1] && q.shape[3] == k.shape[3],
+        Code::ShapeMismatch, op, ": expected q [B, H, Tq, D], k and v [B, H, Tk, D], got ", shape_str(q.shape), ", ",
+        shape_str(k.shape), " and ", shape_str(v.shape));
+  const int64_t D = q.shape[3];
+  JOULE_CHECK(D >= 1 && D <= kernels::kAttentionMaxHeadDim, Code::InvalidArgument, op, ": the head size D must be 1..",
+        kernels::kAttentionMaxHeadDim, ", got ", D);
+  JOULE_CHECK(std::isnan(scale) || std::isfinite(scale), Code::InvalidArgument, op, ": expected a finite scale, got ", scale);
+  Checked c{unit_last(q), unit_last(k), unit_last(v), {}};
+  auto& a = c.args;
+  a.B = q.shape[0];
+  a.H = q.shape[1];
+  a.Tq = q.shape[2];
+  a.Tk = k.shape[2];
+  a.D = D;
+  a.q = c.q.data<float>();
+  a.k = c.k.data<float>();
+  a.v = c.v.data<float>();
+  strides3(c.q, a.q_s);
+  strides3(c.k, a.k_s);
+  strides3(c.v, a.v_s);
+  a.causal = causal;
+  a.scale = static_cast<float>(std::isnan(scale) ? 1.0 / std::sqrt(static_cast<double>(D)) : scale);
+  return c;
+}
+
+}  // namespace
+
+std::vector<Tensor> attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+  const char* op = "attention";
+  Checked c = check_qkv(q, k, v, causal, scale, op);
+  auto& a = c.args;
+  // [B, Tq, H, D] memory seen as [B, H, Tq, D]: the heads merge back into [B, Tq, H * D] for free.
+  Tensor buf = empty({a.B, a.Tq, a.H, a.D}, DType::Float32, q.device());
+  Tensor out = permute(buf, {0, 2, 1, 3});
+  Tensor lse = empty({a.B, a.H, a.Tq}, DType::Float32, q.device());
+  if (out.numel() == 0 && lse.numel() == 0) return {out, lse};
+  a.o = out.data<float>();
+  strides3(out, a.o_s);
+  a.lse = lse.data<float>();
+  if (q.device().is_cuda()) {
+    cuda::attention_forward(a, q.device().index);
+  } else {
+    kernels::attention_forward(a);
+  }
+  return {out, lse};
+}
+
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, bool causal, double scale,
+                                  const std::optional<Tensor>& dq_into, const std::optional<Tensor>& dk_into,
+                                  const std::optional<Tensor>& dv_into) {
+  const char* op = "attention backward";
+  require_cpu(q, op);
+  Checked c = check_qkv(q, k, v, causal, scale, op);
+  auto& a = c.args;
+  for (const Tensor* t : {&dout, &out, &lse}) {
+    require_same_device(q, *t, op);
+    require_dtype(*t, DType::Float32, op, "the gradient and the saved tensors");
+  }
+  JOULE_CHECK(dout.shape == q.shape && out.shape == q.shape, Code::ShapeMismatch, op,
+        ": expected the gradient and the saved output to have q's shape ", shape_str(q.shape), ", got ",
+        shape_str(dout.shape), " and ", shape_str(out.shape));
+  JOULE_CHECK((lse.shape == Shape{a.B, a.H, a.Tq}), Code::ShapeMismatch, op, ": the saved log-sum-exp has shape ",
+        shape_str(lse.shape), ", expected [", a.B, ", ", a.H, ", ", a.Tq, "]");
+  Tensor d = unit_last(dout), o = unit_last(out), l = contiguous(lse);
+  a.dout = d.data<float>();
+  strides3(d, a.do_s);
+  a.o = const_cast<float*>(o.data<float>());
+  strides3(o, a.o_s);
+  a.lse = const_cast<float*>(l.data<float>());
+  AttentionGrads g;
+  auto target = [&](const std::optional<Tensor>& into, const Tensor& like, std::optional<Tensor>& ret,
+                    float** ptr, int64_t s[3], const char* what) {
+    Tensor t;
+    if (into) {
+      require_same_device(q, *into, op);
+      require_dtype(*into, DType::Float32, op, what);
+      JOULE_CHECK(into->shape == like.shape, Code::ShapeMismatch, op, ": ", what, " has shape ", shape_str(into->shape),
+            ", expected ", shape_str(like.shape));
+      JOULE_CHECK(into->strides[3] == 1 || into->shape[3] <= 1, Code::InvalidArgument, op, ": ", what,
+            " must have a unit-stride last dimension");
+      t = *into;
+    } else {
+      t = empty(like.shape, DType::Float32, q.device());
+      ret = t;
+    }
+    *ptr = t.data<float>();
+    strides3(t, s);
+  };
+  target(dq_into, q, g.dq, &a.dq, a.dq_s, "the query gradient");
+  target(dk_into, k, g.dk, &a.dk, a.dk_s, "the key gradient");
+  target(dv_into, v, g.dv, &a.dv, a.dv_s, "the value gradient");
+  kernels::attention_backward(a);
+  return g;
+}
+
+}  // namespace joule::ops

@@ -1,0 +1,30 @@
+// Fused scaled-dot-product attention: softmax(q k^T * scale [+ causal mask]) v, without ever
+// materialising the score matrix (see kernels/attention.h).
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace joule::ops {
+
+// q [B, H, Tq, D], k and v [B, H, Tk, D] (any strides; a head dim that is not unit-stride is
+// copied). scale NaN means 1/sqrt(D). causal: query i sees keys j <= i + Tk - Tq.
+// Returns {out, lse}: out [B, H, Tq, D] as a view of a [B, Tq, H, D] buffer (so that
+// out.transpose(1, 2) is contiguous), lse [B, H, Tq] (the per-row log-sum-exp, -inf for a row
+// that sees no key). CPU and CUDA.
+std::vector<Tensor> attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale);
+
+// Gradients of attention_forward given dout (out's shape) and its saved out and lse.
+// dq/dk/dv_into, when given, receive their gradient (overwritten; any strides with a unit-stride
+// head dim) and nothing is returned for them. Returns {dq, dk, dv} (undefined Tensor when written
+// into the given one). CPU.
+struct AttentionGrads {
+  std::optional<Tensor> dq, dk, dv;
+};
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, bool causal, double scale,
+                                  const std::optional<Tensor>& dq_into, const std::optional<Tensor>& dk_into,
+                                  const std::optional<Tensor>& dv_into);
+
+}  // namespace joule::ops

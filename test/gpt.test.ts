@@ -1,0 +1,114 @@
+// The GPT model: tokenizer, KV-cache generation against full recomputation, overfitting a short
+// text, checkpoints with config and tokenizer, and the Moby-Dick split.
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import * as jl from '../lib/index';
+
+const TEXT = 'the whale, the whale! a dead whale or a stove boat. ';
+
+describe('models.gpt', () => {
+  it('the character tokenizer round-trips text and rejects unknown characters', () => {
+    const tok = new jl.models.CharTokenizer('hello, world — ünïcode');
+    const s = 'world, hello — ünï';
+    assert.equal(tok.decode(tok.encode(s)), s);
+    assert.equal(tok.vocabSize, new Set(Array.from('hello, world — ünïcode')).size);
+    assert.throws(() => tok.encode('xyz'), /not in the vocabulary/);
+    assert.equal(tok.decode(tok.encode('hxe', { unknown: 'skip' })), 'he');
+    const back = jl.models.CharTokenizer.fromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
+    assert.deepEqual(back.chars, tok.chars);
+    assert.throws(() => tok.decode([999]), /out of range/);
+  });
+
+  it('generation with the KV cache equals full recomputation token for token at temperature 0', () => {
+    jl.manualSeed(1);
+    const tok = new jl.models.CharTokenizer(TEXT);
+    const model = jl.models.gpt({ vocabSize: tok.vocabSize, context: 24, layers: 2, heads: 2, dim: 32 }, { tokenizer: tok });
+    // Larger weights than the initialisation, so that the argmax is not a near-tie.
+    jl.noGrad(() => model.parameters().forEach((p) => p.mul_(8)));
+    const before = jl.memory().tensors;
+    const cached = model.generate('the wh', { maxTokens: 18, temperature: 0 });
+    const full = model.generate('the wh', { maxTokens: 18, temperature: 0, cache: false });
+    assert.equal(cached.tokens.length, 18);
+    assert.deepEqual(cached.tokens, full.tokens);
+    assert.equal(cached.text, full.text);
+    // Sampling is seeded; streaming sees every token.
+    const seen: number[] = [];
+    const a = model.generate('the', { maxTokens: 30, temperature: 1, topK: 5, seed: 3, onToken: (id) => seen.push(id) });
+    const b = model.generate('the', { maxTokens: 30, temperature: 1, topK: 5, seed: 3 });
+    assert.deepEqual(a.tokens, b.tokens);
+    assert.deepEqual(seen, a.tokens);
+    // Past the context the cache is rebuilt; generation goes on.
+    assert.equal(model.generate('t', { maxTokens: 60, temperature: 0 }).tokens.length, 60);
+    assert.equal(jl.memory().tensors, before, 'generate leaks no tensors');
+    model.dispose();
+  });
+
+  it('a tiny GPT overfits a short text to near-zero loss', () => {
+    jl.manualSeed(0);
+    const tok = new jl.models.CharTokenizer(TEXT);
+    const ids = tok.encode(TEXT);
+    const T = ids.length - 1;
+    const model = jl.models.gpt({ vocabSize: tok.vocabSize, context: T, layers: 2, heads: 2, dim: 32 }, { tokenizer: tok });
+    const opt = new jl.optim.AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0 });
+    const x = jl.tensor(ids.slice(0, T), { dtype: 'int32', shape: [1, T] }).keep();
+    const y = jl.tensor(ids.slice(1), { dtype: 'int32', shape: [1, T] }).keep();
+    let loss = Infinity;
+    for (let step = 0; step < 200 && loss > 0.02; step++) {
+      loss = jl.tidy(() => {
+        const l = model.loss(x, y);
+        opt.zeroGrad();
+        l.backward();
+        jl.optim.clipGradNorm(model.parameters(), 1);
+        opt.step();
+        return l.item();
+      });
+    }
+    assert.ok(loss < 0.05, `loss ${loss}`);
+    // And it reproduces the text from its first characters.
+    const out = model.generate(TEXT.slice(0, 4), { maxTokens: 20, temperature: 0 });
+    assert.equal(out.text, TEXT.slice(4, 24));
+    x.dispose();
+    y.dispose();
+    model.dispose();
+  });
+
+  it('save() / GPT.load() keep the config, the tokenizer and the weights', () => {
+    jl.manualSeed(2);
+    const tok = new jl.models.CharTokenizer(TEXT);
+    const model = jl.models.gpt({ vocabSize: tok.vocabSize, context: 8, layers: 1, heads: 2, dim: 16 }, { tokenizer: tok });
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'joule-gpt-')), 'm.safetensors');
+    model.save(file, { step: 5 });
+    const back = jl.models.GPT.load(file);
+    assert.deepEqual(back.config, model.config);
+    assert.deepEqual(back.tokenizer!.chars, tok.chars);
+    jl.tidy(() => {
+      const x = jl.tensor(tok.encode('the whal'), { dtype: 'int32', shape: [1, 8] });
+      assert.deepEqual(back.forward(x).data(), model.forward(x).data());
+    });
+    model.dispose();
+    back.dispose();
+    fs.rmSync(path.dirname(file), { recursive: true });
+  });
+
+  it('the Moby-Dick split holds out the last ten chapters and the epilogue; windows are seeded', () => {
+    const md = jl.text.mobyDick();
+    assert.equal(md.trainFiles.length, 125);
+    assert.deepEqual(md.validationFiles.slice(-2), ['chapter_135.txt', 'epilogue.txt']);
+    assert.ok(md.train.startsWith('CHAPTER 1. Loomings.\n\nCall me Ishmael.'));
+    assert.ok(md.train.length > 1_000_000 && md.validation.length > 50_000);
+    const tok = new jl.models.CharTokenizer(md.train + md.validation);
+    const ids = tok.encode(md.train);
+    const ds = new jl.text.TextWindowDataset(ids, 16, { length: 100, seed: 4 });
+    jl.tidy(() => {
+      const b = ds.getBatch(Int32Array.of(3, 3, 7));
+      const xs = b.x.data() as Int32Array;
+      const ys = b.y.data() as Int32Array;
+      assert.deepEqual(Array.from(xs.subarray(0, 16)), Array.from(xs.subarray(16, 32)));
+      assert.deepEqual(Array.from(xs.subarray(1, 16)), Array.from(ys.subarray(0, 15)));
+      assert.equal(new jl.text.TextWindowDataset(ids, 16, { length: 100, seed: 4 }).start(7), ds.start(7));
+    });
+  });
+});
