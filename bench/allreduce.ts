@@ -3,8 +3,48 @@
 // algorithm bandwidth (bytes / time) and bus bandwidth (algbw * 2(n-1)/n). Same method on both
 // sides: 3 warm-up calls, then 5 samples of `iters` calls each (iters = 256 MB / size, 3..200),
 // each sample started after a barrier; medians.
+import { spawnSync } from 'child_process';
+import * as net from 'net';
+import * as path from 'path';
 import { machine, table } from './common';
-import { launchWorker, torchDist } from './dist_common';
+
+// ---- shared with bench/ddp.ts: a 2-rank job through `joule launch` (1 thread per rank), and
+// PyTorch's counterpart (bench/torch_dist.py under Debian's /usr/bin/python3 with python3-torch).
+
+const ROOT = path.join(__dirname, '..');
+
+export function launchWorker(file: string, env: Record<string, string> = {}): unknown {
+  const r = spawnSync(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'lib/cli/main.ts'), 'launch', '-n', '2', file], {
+    cwd: ROOT, encoding: 'utf8', timeout: 900_000,
+    env: { ...process.env, JOULE_NUM_THREADS: '1', JOULE_BENCH_WORKER: '1', ...env },
+  });
+  const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('[rank 0] RESULT '));
+  if (r.status !== 0 || !line) throw new Error(`joule launch failed (${r.status}): ${r.stdout}\n${r.stderr}`);
+  return JSON.parse(line.slice('[rank 0] RESULT '.length));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function torchDist(args: string[]): Promise<{ torch: string; result: Record<string, number> } | { error: string }> {
+  const port = await freePort();
+  const r = spawnSync('/usr/bin/python3', [path.join(__dirname, 'torch_dist.py'), '--port', String(port), ...args], {
+    encoding: 'utf8', timeout: 900_000,
+    env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', LD_LIBRARY_PATH: '/usr/lib/x86_64-linux-gnu/openblas-openmp' },
+  });
+  if (r.status !== 0) {
+    const why = (r.stderr || r.error?.message || 'failed').trim().split('\n').pop();
+    return { error: `PyTorch unavailable (${why}); install: apt-get install -y python3-torch libopenblas0-openmp` };
+  }
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
 
 const SIZES = [4096, 1 << 20, 16 << 20, 64 << 20];
 const REPS = 5;
@@ -42,18 +82,22 @@ async function worker(): Promise<void> {
 
 export async function run(): Promise<void> {
   const joule = launchWorker(__filename) as Record<string, number>;
+  // Gloo's TCP transport only (the shared-memory all-reduce between local ranks turned off).
+  const tcp = launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>;
   const torch = await torchDist(['--what', 'allreduce', '--sizes', SIZES.join(','), '--reps', String(REPS)]);
   const rows = SIZES.map((n) => {
     const j = joule[String(n)];
+    const c = tcp[String(n)];
     const t = 'result' in torch ? torch.result[String(n)] : NaN;
     const size = n >= 1 << 20 ? `${n >> 20} MB` : `${n >> 10} KB`;
-    return [size, j * 1e3, n / j / 1e9, n / j / 1e9, t * 1e3, n / t / 1e9, n / t / 1e9, t / j];
+    // 2 ranks: busbw = algbw * 2(n-1)/n = algbw.
+    return [size, j * 1e3, n / j / 1e9, n / j / 1e9, c * 1e3, n / c / 1e9, t * 1e3, n / t / 1e9, n / t / 1e9, t / j];
   });
   console.log(`\n## Gloo all-reduce, fp32 sum, 2 ranks x 1 thread (${machine()})`);
   if ('error' in torch) console.log(torch.error);
   else console.log(`PyTorch ${torch.torch}`);
-  console.log(table(['size', 'Joule ms', 'Joule algbw GB/s', 'Joule busbw GB/s', 'PyTorch ms', 'PyTorch algbw GB/s', 'PyTorch busbw GB/s', 'speed-up'],
-    rows));
+  console.log(table(['size', 'Joule ms', 'Joule algbw GB/s', 'Joule busbw GB/s', 'Joule TCP-only ms', 'Joule TCP-only algbw GB/s',
+    'PyTorch ms', 'PyTorch algbw GB/s', 'PyTorch busbw GB/s', 'speed-up'], rows));
 }
 
 if (require.main === module && process.env.JOULE_BENCH_WORKER) {

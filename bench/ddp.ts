@@ -4,7 +4,7 @@
 // sides: 3 warm-up steps, then 5 samples of 20 steps each between barriers; median samples/s
 // counted globally.
 import { machine, table } from './common';
-import { launchWorker, torchDist } from './dist_common';
+import { launchWorker, torchDist } from './allreduce';
 
 const BATCHES = [128, 256];
 const REPS = 5;
@@ -31,7 +31,7 @@ async function worker(): Promise<void> {
     const y = jl.randint(0, 10, [perRank]).keep();
     const step = async () => {
       opt.zeroGrad();
-      jl.tidy(() => nn.functional.crossEntropy(ddp.forward(x) as jl.Tensor, y).backward());
+      jl.tidy(() => nn.functional.crossEntropy(ddp.forward(x) as InstanceType<typeof jl.Tensor>, y).backward());
       await ddp.synchronize();
       opt.step();
     };
@@ -53,15 +53,16 @@ async function worker(): Promise<void> {
 
 export async function run(): Promise<void> {
   const joule = launchWorker(__filename) as Record<string, number>;
+  const tcp = launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>;
   const torch = await torchDist(['--what', 'ddp', '--batches', BATCHES.join(','), '--reps', String(REPS), '--steps', String(STEPS)]);
   console.log(`\n## DDP training, MLP 784-1024-1024-10, SGD momentum, 2 ranks x 1 thread (${machine()})`);
   if ('error' in torch) console.log(torch.error);
   else console.log(`PyTorch ${torch.torch}`);
-  console.log(table(['global batch', 'Joule samples/s', 'PyTorch samples/s', 'speed-up'],
+  console.log(table(['global batch', 'Joule samples/s', 'Joule TCP-only samples/s', 'PyTorch samples/s', 'speed-up'],
     BATCHES.map((b) => {
       const j = joule[String(b)];
       const t = 'result' in torch ? torch.result[String(b)] : NaN;
-      return [b * 2, j, t, j / t];
+      return [b * 2, j, tcp[String(b)], t, j / t];
     })));
 }
 

@@ -44,3 +44,4 @@ export * as dist from './dist';
 export * as quant from './quant';
 export * as energy from './energy/index';
 export * as distill from './distill/index';
+export * as demo from './demo/index';

@@ -156,6 +156,37 @@ describe('dist', function () {
     });
   });
 
+  describe('one process (world size 1)', function () {
+    before(function () {
+      if (!glooHere) this.skip();
+    });
+    it('inits without a launcher, runs every collective as the identity, destroys, and inits again', async () => {
+      for (let round = 0; round < 2; round++) {
+        assert.equal(jl.dist.init({ backend: 'gloo', rank: 0, worldSize: 1, masterPort: 0, timeoutMs: 5000 }), 'gloo');
+        assert.equal(jl.dist.rank(), 0);
+        assert.equal(jl.dist.worldSize(), 1);
+        assert.equal(jl.dist.backend(), 'gloo');
+        expectJouleError(() => jl.dist.init(), 'INVALID_ARGUMENT', /already initialised/);
+        const t = jl.tensor([1, 2, 3]);
+        jl.dist.allReduce(t, 'avg');
+        await jl.dist.allReduceAsync(t, 'max');
+        jl.dist.broadcast(t, 0);
+        assert.deepEqual([...t.data()], [1, 2, 3]);
+        assert.deepEqual(jl.dist.allGather(t).shape, [1, 3]);
+        assert.deepEqual([...jl.dist.reduceScatter(t).data()], [1, 2, 3]);
+        expectJouleError(() => jl.dist.broadcast(t, 1), 'INVALID_ARGUMENT', /root must be in 0\.\.0/);
+        expectJouleError(() => jl.dist.allReduce(jl.tensor([1, 2], { dtype: 'uint8' })), 'DTYPE', /float32 or int32/);
+        expectJouleError(() => jl.dist.allReduce(jl.tensor([[1, 2], [3, 4]]).transpose(0, 1)), 'INVALID_ARGUMENT', /contiguous/);
+        expectJouleError(() => jl.dist.allReduce(t, 'prod' as never), 'INVALID_ARGUMENT', /'sum', 'avg', 'max' or 'min'/);
+        jl.dist.barrier();
+        await jl.dist.barrierAsync();
+        jl.dist.destroy();
+        assert.equal(jl.dist.isInitialized(), false);
+      }
+      expectJouleError(() => jl.dist.allReduce(jl.tensor([1])), 'INVALID_ARGUMENT', /not initialised/);
+    });
+  });
+
   describe('sampler', () => {
     for (const [size, replicas, dropLast] of [[100, 3, false], [100, 3, true], [96, 4, false], [7, 2, false]] as const) {
       it(`shards ${size} examples over ${replicas} ranks${dropLast ? ' (dropLast)' : ''}: disjoint, complete, reshuffled per epoch`, () => {
@@ -233,6 +264,12 @@ describe('dist', function () {
       assert.match(r.out, /\[rank 1\] OK \d+ checks/);
     });
 
+    it('every collective and op over TCP only (JOULE_DIST_SHM=0), 2 ranks', async () => {
+      const r = await launch(2, 'collectives.ts', { SIZES: '1,5,1000,300001', JOULE_DIST_SHM: '0' });
+      assert.equal(r.code, 0, r.out + r.err);
+      for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks`));
+    });
+
     it('every collective and op, float32 and int32, 3 ranks', async () => {
       const r = await launch(3, 'collectives.ts', { SIZES: '1,2,1000,65537' });
       assert.equal(r.code, 0, r.out + r.err);
@@ -246,6 +283,28 @@ describe('dist', function () {
         assert.match(r.out, /\[rank 0\] OK maxRel/);
       });
     }
+
+    it('the Trainer through dist.prepareTrainer: shards, identical replicas, only rank 0 prints', async () => {
+      const r = await launch(2, 'trainer.ts');
+      assert.equal(r.code, 0, r.out + r.err);
+      assert.match(r.out, /\[rank 0\] TRAINER OK/);
+      assert.match(r.out, /\[rank 0\] epoch 4\/4/);
+      assert.doesNotMatch(r.out, /\[rank 1\] epoch/);
+    });
+
+    it('forwards SIGTERM to the ranks and exits non-zero', async () => {
+      let sent = false;
+      const r = await launch(2, 'failure.ts', { TIMEOUT_MS: '4000' }, (line, child) => {
+        if (!sent && /^\[rank 0\] step 10 /.test(line)) {
+          sent = true;
+          child.kill('SIGTERM');
+        }
+      });
+      assert.ok(sent, r.out + r.err);
+      assert.equal(r.code, 143, r.out + r.err);
+      assert.match(r.err, /rank 0: (killed by SIGTERM|exit code)/);
+      assert.match(r.err, /rank 1: (killed by SIGTERM|exit code)/);
+    });
 
     it('kill -9 of one rank mid-training: the launcher and every other rank exit non-zero in time', async () => {
       let killed = false;
@@ -270,9 +329,9 @@ describe('dist', function () {
       if (!glooHere) this.skip();
     });
 
-    async function pair(action: 'SIGKILL' | 'SIGSTOP'): Promise<Run> {
+    async function pair(action: 'SIGKILL' | 'SIGSTOP', extra: NodeJS.ProcessEnv = {}): Promise<Run> {
       const port = await freePort();
-      const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), JOULE_SECRET: 'abc', TIMEOUT_MS: '3000', JOULE_STORE_HOSTED: '' });
+      const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), JOULE_SECRET: 'abc', TIMEOUT_MS: '3000', JOULE_STORE_HOSTED: '', ...extra });
       let victim = 0;
       const r1 = run([path.join(FIX, 'failure.ts')], env(1), (line) => {
         const m = /^step (\d+) pid (\d+)/.exec(line);
@@ -292,18 +351,20 @@ describe('dist', function () {
       return { ...r0, ms: Date.now() - acted };
     }
 
-    it('a dead peer: the survivor fails with DIST_TIMEOUT at once', async () => {
-      const r = await pair('SIGKILL');
-      assert.equal(r.code, 3, r.out + r.err);
-      assert.match(r.out, /FAILED DIST_TIMEOUT .*peer rank died, stalled or lost its connection/);
-      assert.ok(r.ms < 8000, `took ${r.ms} ms`);
-    });
-
-    it('a stalled peer (SIGSTOP): the other fails with DIST_TIMEOUT after the timeout, never hangs', async () => {
-      const r = await pair('SIGSTOP');
-      assert.equal(r.code, 3, r.out + r.err);
-      assert.match(r.out, /FAILED DIST_TIMEOUT/);
-      assert.ok(r.ms >= 2500 && r.ms < 15000, `took ${r.ms} ms`);
-    });
+    for (const shm of ['1', '0']) {
+      const how = shm === '1' ? 'shared-memory all-reduce' : 'TCP all-reduce (JOULE_DIST_SHM=0)';
+      it(`a dead peer: the survivor fails with DIST_TIMEOUT at once (${how})`, async () => {
+        const r = await pair('SIGKILL', { JOULE_DIST_SHM: shm });
+        assert.equal(r.code, 3, r.out + r.err);
+        assert.match(r.out, /FAILED DIST_TIMEOUT .*peer rank died/);
+        assert.ok(r.ms < 8000, `took ${r.ms} ms`);
+      });
+      it(`a stalled peer (SIGSTOP): the other fails with DIST_TIMEOUT after the timeout, never hangs (${how})`, async () => {
+        const r = await pair('SIGSTOP', { JOULE_DIST_SHM: shm });
+        assert.equal(r.code, 3, r.out + r.err);
+        assert.match(r.out, /FAILED DIST_TIMEOUT/);
+        assert.ok(r.ms >= 2500 && r.ms < 15000, `took ${r.ms} ms`);
+      });
+    }
   });
 });

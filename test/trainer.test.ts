@@ -57,7 +57,8 @@ describe('Trainer', function () {
     assert.equal(report.samples, 5 * 640);
     assert.equal(report.stoppedEarly, false);
     assert.ok(report.totalSeconds > 0 && report.samplesPerSec > 0);
-    assert.ok(!('mfu' in report) && !('energy' in report));
+    // Cost metering: FLOPs and MFU, and joules or the reason they were not measured.
+    assert.ok(report.flops > 0 && (report.mfu === null || report.mfu > 0) && (report.joules !== null || report.energySource.length > 0));
     const [first, last] = [report.epochs[0], report.epochs[4]];
     assert.equal(first.epoch, 1);
     assert.ok(last.loss < first.loss * 0.5, `loss ${first.loss} -> ${last.loss}`);

@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "core/flops.h"
 #include "kernels/cpu.h"
 #include "ops/ops.h"
 #include "ops/util.h"
@@ -45,6 +46,7 @@ void require_not_overlapping(const Tensor& t, const char* op) {
 }
 
 void run_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  flops::add(static_cast<uint64_t>(out.numel()));
   Tensor ea = expand(a, out.shape), eb = expand(b, out.shape);
   if (out.device().is_cpu()) {
     kernels::binary(op, ea, eb, out);
@@ -115,6 +117,7 @@ void binary_scalar_inplace(BinaryOp op, const Tensor& a, double scalar) {
 Tensor unary(UnaryOp op, const Tensor& a) {
   Tensor ca = keeps_integer_type(op) ? a : cast(a, DType::Float32);
   Tensor out = empty(ca.shape, ca.dtype, ca.device());
+  flops::add(static_cast<uint64_t>(out.numel()));
   if (out.device().is_cpu()) kernels::unary(op, ca, out); else cuda::unary(op, ca, out);
   return out;
 }

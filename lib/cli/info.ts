@@ -1,7 +1,7 @@
 // `joule info`: what this installation can do and why not, where it cannot.
 import * as fs from 'fs';
 import * as path from 'path';
-import { packageRoot } from '../native';
+import { native, packageRoot } from '../native';
 import { buildInfo, getNumThreads } from '../runtime';
 import { probeLibrary } from '../vendor';
 
@@ -34,7 +34,9 @@ export function collectInfo(): InfoReport {
     cuda: { available: b.cuda.deviceCount > 0, devices: b.cuda.devices, reason: b.cuda.reason },
     backends: {
       nccl: probeLibrary('nccl'),
-      gloo: { available: false, detail: 'not built into this addon yet (the distributed backend is a later milestone)' },
+      gloo: native.distInfo().glooCompiled
+        ? { available: true, detail: 'compiled in (CPU collectives over TCP; shared memory between local ranks)' }
+        : { available: false, detail: 'not compiled in: apt-get install libgloo-dev, then npm run build:native' },
       nvml: probeLibrary('nvml'),
     },
   };

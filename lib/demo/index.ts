@@ -6,3 +6,5 @@ export { COLUMNS, formatTable, tableJson } from './table';
 export type { Column } from './table';
 export { htmlReport } from './report';
 export { countParameters, sizeOnDisk, testAccuracy, latencyMs } from './measure';
+export { distillationMargins, MARGIN_CONFIG } from './margins';
+export type { MarginConfig, MarginResult } from './margins';

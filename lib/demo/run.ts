@@ -42,13 +42,13 @@ export interface DemoConfig {
 }
 
 export const DEFAULT_CONFIG: DemoConfig = {
-  trainSamples: 60000,
+  trainSamples: 20000,
   curveSamples: 10000,
   teacherHidden: [1200, 1200],
   teacherDropout: 0.5,
-  teacherEpochs: 3,
+  teacherEpochs: 6,
   studentHidden: [256],
-  studentEpochs: 10,
+  studentEpochs: 15,
   temperature: 4,
   alpha: 0.9,
   batchSize: 128,

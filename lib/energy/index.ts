@@ -37,6 +37,10 @@ export function cpuPeak(threads = getNumThreads()): number {
   }
   if (typeof cache[key] === 'number' && cache[key] > 0) return cache[key];
   const peak = native.cpuPeak(threads, 0.3);
+  // A measurement taken while other processes compete for the cores reads low (and would make
+  // every later MFU read high): cache it only when the machine was quiet.
+  const busy = os.loadavg()[0] > Math.max(0.5, os.cpus().length * 0.5);
+  if (busy) return peak;
   cache[key] = peak;
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });

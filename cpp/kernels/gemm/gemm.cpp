@@ -34,6 +34,7 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/flops.h"
 #include "core/threadpool.h"
 #include "kernels/gemm/internal.h"
 
@@ -416,6 +417,7 @@ void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs,
 
 void sgemm_with_max_threads(const Sgemm& args, int max_threads) {
   validate(args, "sgemm");
+  flops::add(static_cast<uint64_t>(2 * args.m * args.n * args.k));
   sgemm_with_threads(args, std::max(1, std::min(max_threads, num_threads())));
 }
 
@@ -435,6 +437,7 @@ void set_kernel_override(const IsaKernels* kernels) { g_kernel_override.store(ke
 
 void sgemm(const Sgemm& args) {
   detail::validate(args, "sgemm");
+  flops::add(static_cast<uint64_t>(2 * args.m * args.n * args.k));
   detail::sgemm_with_threads(args, num_threads());
 }
 
@@ -443,6 +446,7 @@ void sgemm_batched(const Sgemm& args, int64_t count, const int64_t* a_offsets, c
   check(count >= 0, Code::InvalidArgument, "sgemm_batched: negative count ", count);
   detail::validate(args, "sgemm_batched");
   if (count == 0 || args.m == 0 || args.n == 0) return;
+  flops::add(static_cast<uint64_t>(2 * count * args.m * args.n * args.k));
   check(a_offsets != nullptr && b_offsets != nullptr && c_offsets != nullptr, Code::InvalidArgument,
         "sgemm_batched: null offsets");
   auto item = [&](int64_t i) {
