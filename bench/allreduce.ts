@@ -48,6 +48,7 @@ export async function torchDist(args: string[]): Promise<{ torch: string; result
 
 const SIZES = [4096, 1 << 20, 16 << 20, 64 << 20];
 const REPS = 5;
+export type TorchResult = Awaited<ReturnType<typeof torchDist>>;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -81,10 +82,25 @@ async function worker(): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  const joule = launchWorker(__filename) as Record<string, number>;
-  // Gloo's TCP transport only (the shared-memory all-reduce between local ranks turned off).
-  const tcp = launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>;
-  const torch = await torchDist(['--what', 'allreduce', '--sizes', SIZES.join(','), '--reps', String(REPS)]);
+  // ROUNDS alternating runs of each side (default 2), the best median of each kept: this machine
+  // may be shared, and load hits whichever side runs at the time.
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+  let joule: Record<string, number> = {};
+  let tcp: Record<string, number> = {};
+  let torch = { error: 'not run' } as TorchResult;
+  const best = (a: Record<string, number>, b: Record<string, number>) => {
+    const out = { ...a };
+    for (const [k, v] of Object.entries(b)) out[k] = k in out ? Math.min(out[k], v) : v;
+    return out;
+  };
+  for (let r = 0; r < rounds; r++) {
+    joule = best(joule, launchWorker(__filename) as Record<string, number>);
+    // Gloo's TCP transport only (the shared-memory all-reduce between local ranks turned off).
+    tcp = best(tcp, launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>);
+    const t = await torchDist(['--what', 'allreduce', '--sizes', SIZES.join(','), '--reps', String(REPS)]);
+    if ('result' in t) torch = 'result' in torch ? { torch: t.torch, result: best(torch.result, t.result) } : t;
+    else if (!('result' in torch)) torch = t;
+  }
   const rows = SIZES.map((n) => {
     const j = joule[String(n)];
     const c = tcp[String(n)];

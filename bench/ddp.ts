@@ -4,7 +4,7 @@
 // sides: 3 warm-up steps, then 5 samples of 20 steps each between barriers; median samples/s
 // counted globally.
 import { machine, table } from './common';
-import { launchWorker, torchDist } from './allreduce';
+import { launchWorker, torchDist, TorchResult } from './allreduce';
 
 const BATCHES = [128, 256];
 const REPS = 5;
@@ -52,9 +52,24 @@ async function worker(): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  const joule = launchWorker(__filename) as Record<string, number>;
-  const tcp = launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>;
-  const torch = await torchDist(['--what', 'ddp', '--batches', BATCHES.join(','), '--reps', String(REPS), '--steps', String(STEPS)]);
+  // BENCH_ROUNDS alternating runs of each side (default 2), the best of each kept: this machine
+  // may be shared, and load hits whichever side runs at the time.
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
+  const best = (a: Record<string, number>, b: Record<string, number>) => {
+    const out = { ...a };
+    for (const [k, v] of Object.entries(b)) out[k] = k in out ? Math.max(out[k], v) : v;
+    return out;
+  };
+  let joule: Record<string, number> = {};
+  let tcp: Record<string, number> = {};
+  let torch = { error: 'not run' } as TorchResult;
+  for (let r = 0; r < rounds; r++) {
+    joule = best(joule, launchWorker(__filename) as Record<string, number>);
+    tcp = best(tcp, launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>);
+    const t = await torchDist(['--what', 'ddp', '--batches', BATCHES.join(','), '--reps', String(REPS), '--steps', String(STEPS)]);
+    if ('result' in t) torch = 'result' in torch ? { torch: t.torch, result: best(torch.result, t.result) } : t;
+    else if (!('result' in torch)) torch = t;
+  }
   console.log(`\n## DDP training, MLP 784-1024-1024-10, SGD momentum, 2 ranks x 1 thread (${machine()})`);
   if ('error' in torch) console.log(torch.error);
   else console.log(`PyTorch ${torch.torch}`);

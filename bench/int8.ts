@@ -24,9 +24,19 @@ interface TorchResult {
   mlp: { batch: number; fp32_ms: number; int8_ms: number; max_rel_err: number }[];
 }
 
-function runTorch(threads: number): { result: TorchResult | null; error?: string } {
+// The same anchors recorded on this machine when it was idle (../shared/anchors/results_tables.md,
+// onednn, 2 threads), printed beside the in-run figures because a loaded machine hurts torch's
+// OpenMP threads far more than Joule's pool.
+const RECORDED_2T: Record<string, { dynamic: number; static: number }> = {
+  '256x1024x1024': { dynamic: 437, static: 704 },
+  '1024x1024x1024': { dynamic: 567, static: 572 },
+  '2048x2048x2048': { dynamic: 761, static: 794 },
+};
+const RECORDED_MLP_2T: Record<number, number> = { 1: 0.464, 256: 5.58 };
+
+function runTorch(threads: number, gemmOnly = false): { result: TorchResult | null; error?: string } {
   if (!fs.existsSync(PY)) return { result: null, error: `${PY} not found` };
-  const r = spawnSync(PY, [path.join(__dirname, 'torch_int8.py'), String(threads), JSON.stringify(SHAPES)], {
+  const r = spawnSync(PY, [path.join(__dirname, 'torch_int8.py'), String(threads), JSON.stringify(SHAPES), gemmOnly ? 'gemm-only' : 'all'], {
     encoding: 'utf8',
     timeout: 900_000,
     env: { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) },
@@ -60,31 +70,42 @@ export async function run(): Promise<void> {
   const loadTorch = loadavg();
   if (!torch.result) console.log(`PyTorch anchor unavailable: ${torch.error}`);
 
-  // ---- raw GEMM ----
-  const rows: (string | number)[][] = [];
-  jl.manualSeed(0);
-  for (const [m, k, n] of SHAPES) {
-    jl.tidy(() => {
-      const x = jl.randn([m, k]);
-      const w = jl.randn([n, k]);
-      const layer = jl.quant.QuantizedLinear.fromFloat(w, null);
-      const { q: xq, scale: xs } = jl.quant.quantizeTensor(x, { perChannel: true, axis: 0 });
-      const packed = native.quantPackWeight(layer.qweight().handle).map((h) => new jl.Tensor(h));
-      const flop = 2 * m * n * k;
-      const tDyn = timeit(() => native.dispose(native.quantLinear(x.handle, layer.packedWeight.handle,
-        packed[1].handle, layer.weightScale.handle, null, 'none', 0, 0)), reps).median;
-      const tInt = timeit(() => native.dispose(native.quantMatmulInt8(xq.handle, xs.handle, packed[0].handle, packed[1].handle,
-        layer.weightScale.handle, null, 'none')), reps).median;
-      const tFp = timeit(() => native.dispose(native.linear(x.handle, w.handle, null, 'none')), reps).median;
-      const t = torch.result?.gemm.find((g) => g.M === m && g.K === k && g.N === n);
-      const dyn = flop / tDyn / 1e9, int = flop / tInt / 1e9, fp = flop / tFp / 1e9;
-      rows.push([`${m}x${k}x${n}`, dyn, int, fp, dyn / fp, t ? t.dynamic_gops : '-', t ? t.static_gops : '-', t ? dyn / t.dynamic_gops : '-',
-        t ? int / t.static_gops : '-']);
-      layer.dispose();
-    });
+  // ---- raw GEMM, at the pool's thread count and at 1 thread ----
+  const gemmTable = (t: number, anchor: { result: TorchResult | null }, recorded: boolean) => {
+    const rows: (string | number)[][] = [];
+    const prevThreads = jl.getNumThreads();
+    jl.setNumThreads(t);
+    jl.manualSeed(0);
+    for (const [m, k, n] of SHAPES) {
+      jl.tidy(() => {
+        const x = jl.randn([m, k]);
+        const w = jl.randn([n, k]);
+        const layer = jl.quant.QuantizedLinear.fromFloat(w, null);
+        const { q: xq, scale: xs } = jl.quant.quantizeTensor(x, { perChannel: true, axis: 0 });
+        const flop = 2 * m * n * k;
+        const tDyn = timeit(() => native.dispose(native.quantLinear(x.handle, layer.packedWeight.handle,
+          layer.colSums.handle, layer.weightScale.handle, null, 'none', 0, 0)), reps).median;
+        const tInt = timeit(() => native.dispose(native.quantMatmulInt8(xq.handle, xs.handle, layer.packedWeight.handle,
+          layer.colSums.handle, layer.weightScale.handle, null, 'none')), reps).median;
+        const tFp = timeit(() => native.dispose(native.linear(x.handle, w.handle, null, 'none')), reps).median;
+        const a = anchor.result?.gemm.find((g) => g.M === m && g.K === k && g.N === n);
+        const rec = recorded ? RECORDED_2T[`${m}x${k}x${n}`] : undefined;
+        const dyn = flop / tDyn / 1e9, int = flop / tInt / 1e9, fp = flop / tFp / 1e9;
+        rows.push([`${m}x${k}x${n}`, dyn, int, fp, dyn / fp, a ? a.dynamic_gops : '-', a ? a.static_gops : '-', a ? dyn / a.dynamic_gops : '-',
+          a ? int / a.static_gops : '-', rec ? `${rec.dynamic} / ${rec.static}` : '-', rec ? dyn / rec.dynamic : '-']);
+        layer.dispose();
+      });
+    }
+    jl.setNumThreads(prevThreads);
+    console.log(`\nint8 GEMM, ${t} thread(s), GOP/s = 2MNK/s (dyn: fp32 in, activations quantized per row inside the GEMM; int8-in: pre-quantized A; both fp32 out)`);
+    console.log(table(['M x K x N', 'Joule int8 dyn', 'Joule int8-in', 'Joule fp32', 'dyn/fp32', 'torch dyn', 'torch static', 'dyn vs torch dyn',
+      'int8-in vs torch static', 'torch recorded idle dyn/static', 'dyn vs recorded'], rows));
+  };
+  gemmTable(threads, torch, threads === 2);
+  if (threads !== 1) {
+    const torch1 = runTorch(1, true);
+    gemmTable(1, torch1, false);
   }
-  console.log('\nint8 GEMM, GOP/s = 2MNK/s (dynamic: fp32 in, activations quantized per row inside the GEMM; int8-in: pre-quantized A, fp32 out)');
-  console.log(table(['M x K x N', 'Joule int8 dyn', 'Joule int8-in', 'Joule fp32', 'int8/fp32', 'torch dyn', 'torch static', 'dyn vs torch', 'int8-in vs static'], rows));
 
   // ---- 4 x Linear(1024) + ReLU ----
   const model = mlp();
@@ -99,11 +120,12 @@ export async function run(): Promise<void> {
       const yq = qmodel.forward(x) as jl.Tensor;
       const err = yf.sub(yq).abs().max().item() / yf.abs().max().item();
       const t = torch.result?.mlp.find((r) => r.batch === batch);
-      mrows.push([String(batch), tf, tq, tf / tq, t ? t.fp32_ms : '-', t ? t.int8_ms : '-', t ? t.int8_ms / tq : '-', err, t ? t.max_rel_err : '-']);
+      const rec = threads === 2 ? RECORDED_MLP_2T[batch] : undefined;
+      mrows.push([String(batch), tf, tq, tf / tq, t ? t.fp32_ms : '-', t ? t.int8_ms : '-', t ? t.int8_ms / tq : '-', rec ?? '-', rec ? rec / tq : '-', err, t ? t.max_rel_err : '-']);
     });
   }
   console.log('\n4 x Linear(1024 -> 1024) + ReLU, ms per forward (torch: quantize_dynamic, qint8)');
-  console.log(table(['batch', 'Joule fp32', 'Joule int8', 'int8 speedup', 'torch fp32', 'torch int8', 'Joule int8 vs torch int8', 'Joule max rel err', 'torch max rel err'], mrows));
+  console.log(table(['batch', 'Joule fp32', 'Joule int8', 'int8 speedup', 'torch fp32', 'torch int8', 'Joule vs torch int8', 'torch int8 recorded idle', 'Joule vs recorded', 'Joule max rel err', 'torch max rel err'], mrows));
 
   // ---- size ----
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joule-int8-bench-'));

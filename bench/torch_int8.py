@@ -59,6 +59,9 @@ def main():
         for key in ("dynamic", "static", "fp32"):
             row[key + "_gops"] = flop / row[key + "_s"] / 1e9
         res["gemm"].append(row)
+    if len(sys.argv) > 3 and sys.argv[3] == "gemm-only":
+        print(json.dumps(res))
+        return
     from torch.ao.quantization import quantize_dynamic
     layers = []
     for i in range(4):

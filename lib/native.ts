@@ -101,6 +101,7 @@ export interface Native {
   gather(a: Handle, axis: number, index: Handle): Handle;
   scatterAdd(a: Handle, axis: number, index: Handle, src: Handle): Handle;
 
+  addmm_(c: Handle, a: Handle, b: Handle, alpha: number, beta: number, bias: Handle | null, activation: 'none' | 'relu' | 'gelu'): void;
   linear(x: Handle, w: Handle, bias: Handle | null, activation: 'none' | 'relu' | 'gelu'): Handle;
   // nn/optim (cpp/napi/nn_bindings.cpp)
   /** [y] for 'none'/'relu' (relu's backward uses y), [y, preActivation] for 'gelu'. */

@@ -169,7 +169,9 @@ struct Group {
   Napi::ThreadSafeFunction tsfn;
   int pending = 0;  // async operations in flight (JavaScript thread only)
 };
-std::unique_ptr<Group> group;
+// Deliberately never destroyed at process exit (destroy() frees it): a static destructor would
+// wait for a collective still in flight on the communication thread.
+Group* group = nullptr;
 int generation = 0;
 
 Group& current() {
@@ -275,7 +277,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     g->tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
                                             "joule-dist", 0, 1);
     g->tsfn.Unref(info.Env());
-    group = std::move(g);
+    group = g.release();
     return Napi::String::New(info.Env(), backend);
   });
 }
@@ -283,7 +285,8 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
     if (!group) return info.Env().Undefined();
-    std::unique_ptr<Group> g = std::move(group);
+    std::unique_ptr<Group> g(group);
+    group = nullptr;
     g->comm->stop();
     g->tsfn.Release();
     g->comm.reset();

@@ -158,10 +158,19 @@ Napi::Value scale_inplace(Info info) {
   });
 }
 
+Napi::Value addmm_(Info info) {
+  return guard(info, [&]() -> Napi::Value {
+    ops::addmm_(to_tensor(info, 0, "c"), to_tensor(info, 1, "a"), to_tensor(info, 2, "b"), to_double(info, 3, "alpha"),
+                to_double(info, 4, "beta"), optional_tensor(info, 5, "bias"), to_activation(info, 6));
+    return info.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 std::vector<Binding> nn_bindings() {
   return {
+      {"addmm_", addmm_},
       {"linear", linear},
       {"linearTrain", linear_train},
       {"linearBackward", linear_backward},

@@ -415,4 +415,45 @@ void scale_inplace(const std::vector<Tensor>& tensors, double factor) {
   kernels::scale_inplace(tensors, factor);
 }
 
+void addmm_(const Tensor& c, const Tensor& a, const Tensor& b, double alpha, double beta,
+            const std::optional<Tensor>& bias, gemm::Activation activation) {
+  require_cpu(c, "addmm_");
+  require_same_device(c, a, "addmm_");
+  require_same_device(c, b, "addmm_");
+  JOULE_CHECK(a.dtype == DType::Float32 && b.dtype == DType::Float32 && c.dtype == DType::Float32, Code::Dtype,
+              "addmm_: expected float32 tensors, got ", dtype_name(c.dtype), ", ", dtype_name(a.dtype), " and ",
+              dtype_name(b.dtype));
+  JOULE_CHECK(a.dim() == 2 && b.dim() == 2 && c.dim() == 2 && a.shape[1] == b.shape[0] && c.shape[0] == a.shape[0] &&
+                  c.shape[1] == b.shape[1],
+              Code::ShapeMismatch, "addmm_: expected c [m, n], a [m, k], b [k, n], got ", shape_str(c.shape), ", ",
+              shape_str(a.shape), " and ", shape_str(b.shape));
+  JOULE_CHECK(c.numel() <= 1 || (c.strides[0] != 0 && c.strides[1] != 0), Code::InvalidArgument,
+              "addmm_: cannot write into an expanded (broadcast) view");
+  Tensor bc;
+  if (bias) {
+    require_same_device(c, *bias, "addmm_");
+    JOULE_CHECK(bias->dtype == DType::Float32 && bias->dim() == 1 && bias->shape[0] == c.shape[1], Code::ShapeMismatch,
+                "addmm_: expected a float32 bias of shape [", c.shape[1], "], got ", shape_str(bias->shape));
+    bc = contiguous(*bias);
+  }
+  gemm::Sgemm g;
+  g.m = c.shape[0];
+  g.n = c.shape[1];
+  g.k = a.shape[1];
+  g.a = a.data<float>();
+  g.a_rs = a.strides[0];
+  g.a_cs = a.strides[1];
+  g.b = b.data<float>();
+  g.b_rs = b.strides[0];
+  g.b_cs = b.strides[1];
+  g.c = c.data<float>();
+  g.c_rs = c.strides[0];
+  g.c_cs = c.strides[1];
+  g.alpha = static_cast<float>(alpha);
+  g.beta = static_cast<float>(beta);
+  g.bias = bias ? bc.data<float>() : nullptr;
+  g.activation = activation;
+  gemm::sgemm(g);
+}
+
 }  // namespace joule::ops

@@ -13,6 +13,11 @@ namespace joule::ops {
 // One GEMM with the bias and activation in its epilogue.
 Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, gemm::Activation activation);
 
+// In place, like BLAS sgemm and torch.addmm_: c = act(alpha * a @ b + beta * c + bias), for 2-D
+// float32 views of any strides (transposes included). beta = 0 never reads c.
+void addmm_(const Tensor& c, const Tensor& a, const Tensor& b, double alpha, double beta,
+            const std::optional<Tensor>& bias, gemm::Activation activation);
+
 // Training form of linear: returns {y, saved}, where saved is what the backward needs for the
 // activation's derivative: nothing for None, y itself for Relu, the pre-activation for Gelu.
 std::vector<Tensor> linear_train(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias,

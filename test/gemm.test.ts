@@ -1,0 +1,183 @@
+// The fp32 GEMM: every instruction-set path against a float64 reference, through addmm_ (which
+// reaches every GEMM parameter: strides, alpha, beta, bias, activation) and matmul.
+import assert from 'node:assert/strict';
+import * as jl from '../lib/index';
+import { gelu, Rng, snapshot } from './helpers';
+
+const ISAS = (['generic', 'avx2', 'avx512'] as const).filter((isa) => {
+  const cpu = jl.buildInfo().cpu;
+  return isa === 'generic' || (isa === 'avx2' ? cpu.avx2 && cpu.fma : cpu.avx512f && cpu.avx512bw && cpu.avx512vl);
+});
+
+interface Case {
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  alpha: number;
+  beta: number;
+  bias: boolean;
+  activation: 'none' | 'relu' | 'gelu';
+  /** Operands are views with a leading dimension larger than their size and a column step. */
+  strided: boolean;
+}
+
+/** A [rows, cols] view of fresh random data: transposed and/or strided as asked. */
+function operand(rng: Rng, rows: number, cols: number, trans: boolean, strided: boolean): { t: jl.Tensor; values: Float64Array } {
+  const [r, c] = trans ? [cols, rows] : [rows, cols];
+  const pad = strided ? 3 : 0;
+  const step = strided ? 2 : 1;
+  const base = jl.tensor(Float32Array.from({ length: (r + pad) * (c * step + pad) }, () => rng.normal()), { shape: [r + pad, c * step + pad] });
+  const first = strided ? 1 : 0; // a non-zero offset into the storage too
+  let t = base.slice(0, first, first + r).slice(1, 0, c * step, step);
+  if (trans) t = t.t();
+  const flat = t.contiguous().data();
+  return { t, values: Float64Array.from(flat) };
+}
+
+function reference(c: Case, a: Float64Array, b: Float64Array, c0: Float64Array, bias: Float64Array | null): Float64Array {
+  const out = new Float64Array(c.m * c.n);
+  for (let i = 0; i < c.m; i++) {
+    for (let j = 0; j < c.n; j++) {
+      let s = 0;
+      for (let p = 0; p < c.k; p++) s += a[i * c.k + p] * b[p * c.n + j];
+      let v = c.alpha * s + (c.beta === 0 ? 0 : c.beta * c0[i * c.n + j]);
+      if (bias) v += bias[j];
+      if (c.activation === 'relu') v = v > 0 ? v : 0;
+      if (c.activation === 'gelu') v = gelu(v);
+      out[i * c.n + j] = v;
+    }
+  }
+  return out;
+}
+
+function runCase(rng: Rng, c: Case): void {
+  jl.tidy(() => {
+    const A = operand(rng, c.m, c.k, c.transA, c.strided);
+    const B = operand(rng, c.k, c.n, c.transB, c.strided);
+    const C = operand(rng, c.m, c.n, false, c.strided);
+    const bias = c.bias ? jl.randn([c.n]) : null;
+    const expected = reference(c, A.values, B.values, C.values, bias ? Float64Array.from(bias.data()) : null);
+    jl.addmm_(C.t, A.t, B.t, { alpha: c.alpha, beta: c.beta, bias, activation: c.activation });
+    const got = C.t.contiguous().data();
+    // Rounding of k float32 products: scale the tolerance by k and the operands' magnitudes.
+    const tol = 2e-6 * Math.sqrt(c.k + 1) * 8 + 1e-5;
+    for (let i = 0; i < expected.length; i++) {
+      const e = expected[i];
+      assert.ok(Math.abs(got[i] - e) <= tol * (1 + Math.abs(e)),
+        `${JSON.stringify(c)} isa=${jl.getIsa()} element ${i}: got ${got[i]}, expected ${e}`);
+    }
+  });
+}
+
+describe('GEMM', function () {
+  this.timeout(120000);
+  const isaBefore = jl.getIsa();
+  const threadsBefore = jl.getNumThreads();
+  let memBefore = snapshot();
+  before(() => (memBefore = snapshot()));
+  after(() => {
+    jl.setIsa(isaBefore);
+    jl.setNumThreads(threadsBefore);
+    assert.deepEqual(snapshot(), memBefore);
+  });
+
+  const SIZES = [1, 3, 17, 31, 33, 65, 127, 255, 257];
+  for (const isa of ISAS) {
+    it(`${isa}: all transposes, strides, alpha/beta, bias and activations match float64`, () => {
+      jl.setIsa(isa);
+      const rng = new Rng(isa.length * 7919);
+      for (let trial = 0; trial < 45; trial++) {
+        const pick = () => SIZES[rng.int(0, SIZES.length)];
+        runCase(rng, {
+          m: trial % 10 === 0 ? 1 : pick(),
+          n: pick(),
+          k: trial % 15 === 1 ? 1 : pick(),
+          transA: trial % 2 === 1,
+          transB: Math.floor(trial / 2) % 2 === 1,
+          alpha: [1, 0.5, -2][trial % 3],
+          beta: [0, 1, 0.25][Math.floor(trial / 3) % 3],
+          bias: trial % 4 === 3,
+          activation: (['none', 'relu', 'gelu'] as const)[Math.floor(trial / 5) % 3],
+          strided: trial % 3 === 2,
+        });
+      }
+      // One long dimension of 1000 in each position.
+      for (const [m, n, k] of [[1000, 17, 33], [31, 1000, 17], [17, 33, 1000]]) {
+        runCase(rng, { m, n, k, transA: false, transB: true, alpha: 1, beta: 1, bias: true, activation: 'relu', strided: false });
+      }
+    });
+
+    it(`${isa}: NaN and Inf propagate from A and B; beta = 0 ignores NaN in C`, () => {
+      jl.setIsa(isa);
+      jl.tidy(() => {
+        const m = 33;
+        const n = 65;
+        const k = 17;
+        const a = jl.randn([m, k]);
+        const b = jl.randn([k, n]);
+        const ad = a.data() as Float32Array;
+        ad[5 * k + 3] = NaN;      // row 5 of the result becomes NaN
+        ad[7 * k + 2] = Infinity; // row 7 becomes ±Inf or NaN
+        const bd = b.data() as Float32Array;
+        bd[4 * n + 9] = NaN;      // column 9 becomes NaN
+        const A = jl.tensor(ad, { shape: [m, k] });
+        const B = jl.tensor(bd, { shape: [k, n] });
+        const C = jl.full([m, n], NaN);
+        jl.addmm_(C, A, B, { beta: 0 });
+        const out = C.data();
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            const v = out[i * n + j];
+            if (i === 5 || j === 9) assert.ok(Number.isNaN(v), `(${i},${j}) should be NaN, got ${v}`);
+            else if (i === 7) assert.ok(!Number.isFinite(v), `(${i},${j}) should be infinite or NaN, got ${v}`);
+            else assert.ok(Number.isFinite(v), `(${i},${j}) should be finite (NaN in C must not leak with beta = 0), got ${v}`);
+          }
+        }
+        // A zero times NaN is NaN: a kernel must not skip zero operands.
+        const Z = jl.zeros([1, 4]);
+        const N = jl.full([4, 3], NaN);
+        assert.ok(Array.from(Z.matmul(N).data()).every(Number.isNaN));
+      });
+    });
+  }
+
+  it('gives the same results on 1 and 2 threads', () => {
+    jl.tidy(() => {
+      for (const [m, n, k] of [[1, 1024, 257], [64, 1000, 300], [300, 257, 129], [1000, 10, 784]]) {
+        const a = jl.randn([m, k]);
+        const b = jl.randn([k, n]);
+        jl.setNumThreads(1);
+        const one = a.matmul(b).data();
+        jl.setNumThreads(2);
+        const two = a.matmul(b).data();
+        for (let i = 0; i < one.length; i++) assert.ok(Math.abs(one[i] - two[i]) <= 1e-5 * (1 + Math.abs(one[i])), `${m}x${k}x${n} [${i}]`);
+      }
+    });
+  });
+
+  it('k = 0 scales C by beta and applies the epilogue; empty m or n is a no-op', () => {
+    jl.tidy(() => {
+      const c = jl.full([2, 3], 2);
+      jl.addmm_(c, jl.zeros([2, 0]), jl.zeros([0, 3]), { beta: 0.5, bias: jl.tensor([1, -5, 0]), activation: 'relu' });
+      assert.deepEqual(Array.from(c.data()), [2, 0, 1, 2, 0, 1]);
+      const e = jl.zeros([0, 3]);
+      jl.addmm_(e, jl.zeros([0, 4]), jl.ones([4, 3]));
+      assert.deepEqual(e.shape, [0, 3]);
+    });
+  });
+
+  it('checks its arguments', () => {
+    jl.tidy(() => {
+      const code = (fn: () => unknown, want: string) =>
+        assert.throws(fn, (e: unknown) => e instanceof jl.JouleError && e.code === want);
+      code(() => jl.addmm_(jl.zeros([2, 3]), jl.zeros([2, 4]), jl.zeros([5, 3])), 'SHAPE_MISMATCH');
+      code(() => jl.addmm_(jl.zeros([2, 3]), jl.zeros([2, 4], { dtype: 'int32' }), jl.zeros([4, 3])), 'DTYPE');
+      code(() => jl.addmm_(jl.zeros([1, 3]).expand([2, 3]), jl.zeros([2, 4]), jl.zeros([4, 3])), 'INVALID_ARGUMENT');
+      code(() => jl.addmm_(jl.zeros([2, 3]), jl.zeros([2, 4]), jl.zeros([4, 3]), { bias: jl.zeros([4]) }), 'SHAPE_MISMATCH');
+      code(() => jl.addmm_(jl.zeros([2, 3]), jl.zeros([2, 4]), jl.zeros([4, 3]), { activation: 'tanh' as never }), 'INVALID_ARGUMENT');
+      code(() => jl.addmm_(jl.zeros([2, 3]), jl.zeros([2, 4]), jl.zeros([4, 3]), { alpha: NaN }), 'INVALID_ARGUMENT');
+    });
+  });
+});
