@@ -1,0 +1,147 @@
+// fp32 GEMM: Joule beside numpy/OpenBLAS (its default kernel and its AVX2 "Haswell" kernel) and
+// onnxruntime-node, all measured in this run, on 1 and 2 threads.
+//   npm run bench -- gemm            (NODE_PEERS_DIR: where onnxruntime-node is installed,
+//                                     default /tmp/nodepeers, see ../shared/anchors/setup_node_peers.sh)
+import { createRequire } from 'module';
+import * as path from 'path';
+import * as jl from '../lib/index';
+import { machine, runPython, table, timeit } from './common';
+
+const SHAPES: [number, number, number][] = [
+  [256, 256, 256], [512, 512, 512], [1024, 1024, 1024], [2048, 2048, 2048], [4096, 4096, 4096],
+  [256, 784, 1024], [256, 1024, 1024], [1, 1024, 1024],
+];
+
+const NUMPY = (threads: number, shapes: [number, number, number][]) => `
+import json, time, ctypes, numpy as np
+def set_threads(n):
+    for lib in np.__config__.CONFIG.get('Build Dependencies', {}).get('blas', {}).get('lib directory', '').split(':'):
+        pass
+    try:
+        import numpy.linalg._umath_linalg as m
+        so = ctypes.CDLL(m.__file__)
+    except Exception:
+        so = None
+    import glob, os
+    for p in glob.glob(os.path.join(os.path.dirname(np.__file__), '..', 'scipy_openblas*', 'lib', '*.so*')) + glob.glob(os.path.join(os.path.dirname(np.__file__), '..', 'numpy.libs', '*openblas*')):
+        try:
+            lib = ctypes.CDLL(p)
+            for name in ('scipy_openblas_set_num_threads64_', 'openblas_set_num_threads64_', 'openblas_set_num_threads'):
+                if hasattr(lib, name):
+                    getattr(lib, name)(n); return name
+        except OSError:
+            pass
+    return None
+setter = set_threads(${threads})
+out = {"numpy": np.__version__, "setter": setter, "results": []}
+for (m, k, n) in ${JSON.stringify(shapes)}:
+    a = np.random.rand(m, k).astype(np.float32); b = np.random.rand(k, n).astype(np.float32); c = np.empty((m, n), np.float32)
+    np.matmul(a, b, out=c)
+    t0 = time.perf_counter(); np.matmul(a, b, out=c); once = max(time.perf_counter() - t0, 1e-7)
+    inner = max(1, int(0.25 / once)); samples = []
+    for _ in range(5 if m * n * k >= 2048**3 else 7):
+        t0 = time.perf_counter()
+        for _ in range(inner): np.matmul(a, b, out=c)
+        samples.append((time.perf_counter() - t0) / inner)
+    samples.sort()
+    out["results"].append(2.0 * m * n * k / samples[len(samples) // 2] / 1e9)
+print(json.dumps(out))
+`;
+
+// A one-node ONNX MatMul model, protobuf written by hand (as ../shared/anchors/node_bench.js does).
+function varint(n: number): number[] {
+  const out: number[] = [];
+  let v = BigInt(n);
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v) b |= 0x80;
+    out.push(b);
+  } while (v);
+  return out;
+}
+const fVarint = (no: number, v: number) => [...varint((no << 3) | 0), ...varint(v)];
+const fBytes = (no: number, bytes: number[]) => [...varint((no << 3) | 2), ...varint(bytes.length), ...bytes];
+const fStr = (no: number, s: string) => fBytes(no, [...Buffer.from(s, 'utf8')]);
+function valueInfo(name: string, dims: number[]): number[] {
+  const shape = dims.flatMap((d) => fBytes(1, fVarint(1, d)));
+  return [...fStr(1, name), ...fBytes(2, fBytes(1, [...fVarint(1, 1), ...fBytes(2, shape)]))];
+}
+function matmulModel(m: number, k: number, n: number): Uint8Array {
+  const node = [...fStr(1, 'A'), ...fStr(1, 'B'), ...fStr(2, 'C'), ...fStr(3, 'mm'), ...fStr(4, 'MatMul')];
+  const graph = [...fBytes(1, node), ...fStr(2, 'g'), ...fBytes(11, valueInfo('A', [m, k])), ...fBytes(11, valueInfo('B', [k, n])), ...fBytes(12, valueInfo('C', [m, n]))];
+  return Uint8Array.from([...fVarint(1, 8), ...fStr(2, 'joule-bench'), ...fBytes(7, graph), ...fBytes(8, [...fStr(1, ''), ...fVarint(2, 13)])]);
+}
+
+interface Ort {
+  InferenceSession: { create(model: Uint8Array, opts: object): Promise<{ run(feeds: object): Promise<unknown>; release(): Promise<void> }> };
+  Tensor: new (type: string, data: Float32Array, dims: number[]) => unknown;
+}
+
+function loadOrt(): Ort | null {
+  try {
+    const req = createRequire(path.join(process.env.NODE_PEERS_DIR || '/tmp/nodepeers', 'package.json'));
+    return req('onnxruntime-node') as Ort;
+  } catch {
+    return null;
+  }
+}
+
+async function ortRate(ort: Ort, threads: number, m: number, k: number, n: number): Promise<number> {
+  const sess = await ort.InferenceSession.create(matmulModel(m, k, n), { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', executionProviders: ['cpu'] });
+  const A = new ort.Tensor('float32', Float32Array.from({ length: m * k }, () => Math.random() - 0.5), [m, k]);
+  const B = new ort.Tensor('float32', Float32Array.from({ length: k * n }, () => Math.random() - 0.5), [k, n]);
+  await sess.run({ A, B });
+  let t0 = performance.now();
+  await sess.run({ A, B });
+  const inner = Math.max(1, Math.floor(250 / Math.max(performance.now() - t0, 1e-3)));
+  const samples: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    t0 = performance.now();
+    for (let i = 0; i < inner; i++) await sess.run({ A, B });
+    samples.push((performance.now() - t0) / 1000 / inner);
+  }
+  await sess.release();
+  samples.sort((a, b) => a - b);
+  return (2 * m * n * k) / samples[2] / 1e9;
+}
+
+export async function run(): Promise<void> {
+  const shapes = process.env.GEMM_MAX ? SHAPES.filter(([m, k, n]) => Math.max(m, k, n) <= Number(process.env.GEMM_MAX)) : SHAPES;
+  console.log(`# bench gemm — ${new Date().toISOString()} — ${machine()} — ISA ${jl.getIsa()}`);
+  const ort = loadOrt();
+  const env = { ...process.env } as Record<string, string>;
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  for (const threads of [1, 2]) {
+    jl.setNumThreads(threads);
+    const peak = jl.energy.cpuPeak(threads) / 1e9;
+    const joule = shapes.map(([m, k, n]) =>
+      jl.tidy(() => {
+        const a = jl.randn([m, k]);
+        const b = jl.randn([k, n]);
+        const c = jl.zeros([m, n]);
+        const s = timeit(() => jl.addmm_(c, a, b), m * n * k >= 2048 ** 3 ? 5 : 7);
+        return (2 * m * n * k) / s.median / 1e9;
+      }));
+    const npDefault = runPython(NUMPY(threads, shapes), { ...env, OPENBLAS_NUM_THREADS: String(threads) });
+    const npHaswell = runPython(NUMPY(threads, shapes), { ...env, OPENBLAS_NUM_THREADS: String(threads), OPENBLAS_CORETYPE: 'Haswell' });
+    const ortRates: (number | null)[] = [];
+    for (const [m, k, n] of shapes) ortRates.push(ort ? await ortRate(ort, threads, m, k, n) : null);
+    const nd = (npDefault.result as { results: number[] } | null)?.results;
+    const nh = (npHaswell.result as { results: number[] } | null)?.results;
+    const rows = shapes.map(([m, k, n], i) => {
+      const best = Math.max(nd?.[i] ?? 0, nh?.[i] ?? 0);
+      return [
+        `${m}x${k}x${n}`, joule[i], `${((100 * joule[i]) / peak).toFixed(0)}%`,
+        nd ? nd[i] : '-', nh ? nh[i] : '-', ortRates[i] ?? '-',
+        best ? (joule[i] / best).toFixed(2) + 'x' : '-', ortRates[i] ? (joule[i] / ortRates[i]!).toFixed(2) + 'x' : '-',
+      ];
+    });
+    console.log(`\n## ${threads} thread(s) — measured FMA peak ${peak.toFixed(0)} GFLOP/s` +
+      (npDefault.error ? ` — numpy: ${npDefault.error}` : '') + (ort ? '' : ' — onnxruntime-node not installed (NODE_PEERS_DIR)'));
+    console.log(table(['M x K x N', 'Joule GFLOP/s', '% peak', 'numpy (default)', 'numpy (Haswell)', 'onnxruntime', 'Joule / best numpy', 'Joule / ort'], rows));
+  }
+}
+
+if (require.main === module) void run();
