@@ -146,6 +146,8 @@ export interface Native {
   /** [dq, dk, dv]; an xInto receives its gradient (overwritten) and null is returned for it. */
   attentionBackward(dout: Handle, q: Handle, k: Handle, v: Handle, out: Handle, lse: Handle, causal: boolean, scale: number | null,
     dqInto: Handle | null, dkInto: Handle | null, dvInto: Handle | null): (Handle | null)[];
+  /** Appends the new positions of qkv [B, T, 3C] to the caches [B, H, cap, D] at `length` and attends: [B, T, C]. */
+  attentionQkvCached(qkv: Handle, cacheK: Handle, cacheV: Handle, length: number, heads: number, causal: boolean, scale: number | null): Handle;
 
   memory(): DeviceMemory[];
   releaseCachedMemory(): void;

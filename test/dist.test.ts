@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 
 import * as jl from '../lib/index';
+import { parseLaunchArgs } from '../lib/cli/launch';
 import { expectJouleError } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
@@ -187,6 +188,25 @@ describe('dist', function () {
     });
   });
 
+  describe('launcher arguments', () => {
+    it('parses the torchrun-like options', () => {
+      const o = parseLaunchArgs(['-n', '4', '--nnodes', '2', '--node-rank=1', '--master', '10.0.0.1:29500', '--devices', '0,1,2,3', 'train.js', '--lr', '3']);
+      assert.deepEqual(o, { nproc: 4, nnodes: 2, nodeRank: 1, master: { host: '10.0.0.1', port: 29500 }, devices: [0, 1, 2, 3], graceMs: 5000, script: 'train.js', args: ['--lr', '3'] });
+      assert.equal(parseLaunchArgs(['x.ts']).nproc, 1);
+      expectJouleError(() => parseLaunchArgs(['-n', '0', 'x.js']), 'INVALID_ARGUMENT', /-n expects an integer >= 1/);
+      expectJouleError(() => parseLaunchArgs(['-n', '2']), 'INVALID_ARGUMENT', /no script given/);
+      expectJouleError(() => parseLaunchArgs(['--nnodes', '2', 'x.js']), 'INVALID_ARGUMENT', /--master host:port is required/);
+      expectJouleError(() => parseLaunchArgs(['--nnodes', '2', '--node-rank', '2', '--master', 'h:1', 'x.js']), 'INVALID_ARGUMENT', /must be less than --nnodes/);
+      expectJouleError(() => parseLaunchArgs(['-n', '2', '--devices', '0', 'x.js']), 'INVALID_ARGUMENT', /lists 1 devices for 2 ranks/);
+      expectJouleError(() => parseLaunchArgs(['--bogus', 'x.js']), 'INVALID_ARGUMENT', /unknown option '--bogus'/);
+    });
+    it('fails clearly on a missing script', async () => {
+      const r = await run([CLI, 'launch', '-n', '2', 'no/such/script.js']);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /INVALID_ARGUMENT: launch: script 'no\/such\/script.js' not found/);
+    });
+  });
+
   describe('sampler', () => {
     for (const [size, replicas, dropLast] of [[100, 3, false], [100, 3, true], [96, 4, false], [7, 2, false]] as const) {
       it(`shards ${size} examples over ${replicas} ranks${dropLast ? ' (dropLast)' : ''}: disjoint, complete, reshuffled per epoch`, () => {
@@ -231,8 +251,9 @@ describe('dist', function () {
       expectJouleError(() => jl.dist.init({ backend: 'nccl', rank: 0, worldSize: 1, timeoutMs: 1000 }), 'BACKEND_UNAVAILABLE', /nccl backend is unavailable/);
       assert.equal(jl.dist.isInitialized(), false);
     });
-    it('@gpu runs collectives on one GPU with one rank', function () {
-      const why = jl.dist.ncclUnavailableReason();
+    const ncclWhy = jl.dist.ncclUnavailableReason();
+    it(`@gpu runs collectives on one GPU with one rank${ncclWhy ? ` (skipped here: ${ncclWhy})` : ''}`, function () {
+      const why = ncclWhy;
       if (why !== '') {
         if (process.env.JOULE_REQUIRE_GPU) assert.fail(`NCCL unavailable: ${why}`);
         this.skip(); // no GPU here: `why` says what is missing

@@ -54,10 +54,20 @@ Napi::Value attention_backward(Info info) {
   });
 }
 
+// (qkv, cacheK, cacheV, length, heads, causal, scale|null) -> out [B, T, C]
+Napi::Value attention_qkv_cached(Info info) {
+  return guard(info, [&]() -> Napi::Value {
+    return TensorHandle::wrap(info.Env(), ops::attention_qkv_cached(
+        to_tensor(info, 0, "qkv"), to_tensor(info, 1, "cacheK"), to_tensor(info, 2, "cacheV"), to_int(info, 3, "length"),
+        to_int(info, 4, "heads"), to_bool(info, 5, "causal"), optional_scale(info, 6)));
+  });
+}
+
 }  // namespace
 
 std::vector<Binding> attention_bindings() {
   return {
+      {"attentionQkvCached", attention_qkv_cached},
       {"attentionForward", attention_forward},
       {"attentionBackward", attention_backward},
   };

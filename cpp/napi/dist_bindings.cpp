@@ -183,6 +183,7 @@ struct Completion {
   Napi::Promise::Deferred deferred;
   std::exception_ptr error;
   std::optional<Tensor> result;
+  std::vector<Tensor> keep;  // the operands: their last references are dropped on the JavaScript thread
 };
 
 Napi::Value error_value(Napi::Env env, std::exception_ptr e) {
@@ -208,14 +209,15 @@ Napi::Value error_value(Napi::Env env, std::exception_ptr e) {
 
 // Runs job on the communication thread: synchronously (returns result or undefined) or as a
 // Promise of it.
-Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<void()> job, std::optional<Tensor> result) {
+Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<void()> job, std::optional<Tensor> result,
+                     std::vector<Tensor> keep) {
   Group& g = current();
   Napi::Env env = info.Env();
   if (!async) {
     g.comm->run(std::move(job));
     return result ? TensorHandle::wrap(env, *result) : env.Undefined();
   }
-  auto* c = new Completion{Napi::Promise::Deferred::New(env), nullptr, std::move(result)};
+  auto* c = new Completion{Napi::Promise::Deferred::New(env), nullptr, std::move(result), std::move(keep)};
   Napi::Promise promise = c->deferred.Promise();
   if (g.pending++ == 0) g.tsfn.Ref(env);
   Napi::ThreadSafeFunction tsfn = g.tsfn;
@@ -320,7 +322,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
     dist::ProcessGroup* pg = g.pg.get();
     return dispatch(info, to_bool(info, 2, "async"), [pg, t, op] {
       pg->allreduce(t.raw(), static_cast<size_t>(t.numel()), t.dtype, op);
-    }, std::nullopt);
+    }, std::nullopt, {t});
   });
 }
 
@@ -334,7 +336,7 @@ Napi::Value AllReduceCoalesced(const Napi::CallbackInfo& info) {
       JOULE_CHECK(t.dtype == ts[0].dtype, Code::Dtype, "allReduceCoalesced: all tensors must have one dtype");
     }
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 2, "async"), [pg, ts, op] { pg->allreduce_coalesced(ts, op); }, std::nullopt);
+    return dispatch(info, to_bool(info, 2, "async"), [pg, ts, op] { pg->allreduce_coalesced(ts, op); }, std::nullopt, ts);
   });
 }
 
@@ -349,7 +351,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
     dist::ProcessGroup* pg = g.pg.get();
     return dispatch(info, to_bool(info, 2, "async"), [pg, t, root] {
       pg->broadcast(t.raw(), static_cast<size_t>(t.numel()), t.dtype, static_cast<int>(root));
-    }, std::nullopt);
+    }, std::nullopt, {t});
   });
 }
 
@@ -364,7 +366,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
     dist::ProcessGroup* pg = g.pg.get();
     return dispatch(info, to_bool(info, 1, "async"), [pg, t, out] {
       pg->allgather(out.raw(), t.raw(), static_cast<size_t>(t.numel()), t.dtype);
-    }, out);
+    }, out, {t});
   });
 }
 
@@ -383,7 +385,7 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
     dist::ProcessGroup* pg = g.pg.get();
     return dispatch(info, to_bool(info, 2, "async"), [pg, t, out, op] {
       pg->reduce_scatter(out.raw(), t.raw(), static_cast<size_t>(out.numel()), t.dtype, op);
-    }, out);
+    }, out, {t});
   });
 }
 
@@ -391,7 +393,7 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
     Group& g = current();
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 0, "async"), [pg] { pg->barrier(); }, std::nullopt);
+    return dispatch(info, to_bool(info, 0, "async"), [pg] { pg->barrier(); }, std::nullopt, {});
   });
 }
 

@@ -130,4 +130,27 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
   return g;
 }
 
+Tensor attention_qkv_cached(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, int64_t length,
+                            int64_t heads, bool causal, double scale) {
+  const char* op = "attention (KV cache)";
+  require_dtype(qkv, DType::Float32, op, "qkv");
+  JOULE_CHECK(heads >= 1 && qkv.dim() == 3 && qkv.shape[2] % (3 * heads) == 0, Code::ShapeMismatch, op,
+        ": expected qkv [B, T, 3 * heads * D] with ", heads, " heads, got ", shape_str(qkv.shape));
+  const int64_t B = qkv.shape[0], T = qkv.shape[1], C = qkv.shape[2] / 3, D = C / heads;
+  const Shape cache_shape{B, heads, cache_k.dim() == 4 ? cache_k.shape[2] : -1, D};
+  JOULE_CHECK(cache_k.shape == cache_shape && cache_v.shape == cache_shape, Code::ShapeMismatch, op,
+        ": expected caches [", B, ", ", heads, ", capacity, ", D, "], got ", shape_str(cache_k.shape), " and ",
+        shape_str(cache_v.shape));
+  const int64_t capacity = cache_shape[2];
+  JOULE_CHECK(length >= 0 && length + T <= capacity, Code::InvalidArgument, op, ": the cache holds ", capacity,
+        " positions; ", length, " + ", T, " do not fit");
+  Tensor x5 = reshape(qkv, {B, T, 3, heads, D});
+  Tensor q = transpose(select(x5, 2, 0), 1, 2);
+  copy_into(slice(cache_k, 2, length, length + T, 1), transpose(select(x5, 2, 1), 1, 2));
+  copy_into(slice(cache_v, 2, length, length + T, 1), transpose(select(x5, 2, 2), 1, 2));
+  std::vector<Tensor> r = attention_forward(q, slice(cache_k, 2, 0, length + T, 1), slice(cache_v, 2, 0, length + T, 1),
+                                            causal, scale);
+  return reshape(transpose(r[0], 1, 2), {B, T, C});
+}
+
 }  // namespace joule::ops

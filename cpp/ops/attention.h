@@ -27,4 +27,11 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
                                   const std::optional<Tensor>& dq_into, const std::optional<Tensor>& dk_into,
                                   const std::optional<Tensor>& dv_into);
 
+// Inference on a KV cache in one call: qkv [B, T, 3 * H * D] (the fused projection of T new
+// positions), cache_k / cache_v [B, H, capacity, D]. Copies the new keys and values into the caches
+// at [length, length + T) and returns the attention of the new queries over positions
+// [0, length + T) as [B, T, H * D]. CPU and CUDA (the kernel; the copies are strided copies).
+Tensor attention_qkv_cached(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, int64_t length,
+                            int64_t heads, bool causal, double scale);
+
 }  // namespace joule::ops

@@ -14,6 +14,7 @@ import * as init from '../nn/init';
 import { createLayerCache, LayerKVCache } from '../nn/attention';
 import { TransformerBlock } from '../nn/transformer';
 import { SeededRandom } from '../data/random';
+import { getNumThreads, setNumThreads } from '../runtime';
 import { loadCheckpoint, saveCheckpoint, Stateful } from '../train/checkpoint';
 import * as safetensors from '../io/safetensors';
 import { CharTokenizer, CharTokenizerJSON } from './tokenizer';
@@ -50,6 +51,12 @@ export interface GenerateOptions {
   onToken?: (id: number, text: string | undefined) => void;
   /** Use the KV cache (default true); false recomputes the whole window every token (for checks). */
   cache?: boolean;
+  /**
+   * CPU threads for the one-position steps (default: 1 when dim <= 256, where a step is too small
+   * to split and pool synchronisation costs more than it saves; else the current count). The
+   * prompt is processed with the current count, which is restored afterwards.
+   */
+  decodeThreads?: number;
 }
 
 export interface GenerateResult {
@@ -173,6 +180,8 @@ export class GPT extends Module {
     const rng = new SeededRandom(o.seed === undefined ? 0 : checkInt(o.seed, 'seed', 0));
     const onToken = o.onToken as GenerateOptions['onToken'];
     const useCache = o.cache === undefined ? true : Boolean(o.cache);
+    const threadsBefore = getNumThreads();
+    const decodeThreads = o.decodeThreads === undefined ? (this.config.dim <= 256 ? 1 : threadsBefore) : checkInt(o.decodeThreads, 'decodeThreads', 1);
     let ids: number[];
     if (typeof prompt === 'string') {
       if (!this.tokenizer) fail('INVALID_ARGUMENT', 'generate: a text prompt needs a model with a tokenizer; pass token ids');
@@ -199,6 +208,7 @@ export class GPT extends Module {
         return ops.select(ops.select(logits, 0, 0), 0, window.length - 1).data() as Float32Array;
       }));
       let logits = maxTokens > 0 ? (useCache ? prefill(all.slice(-context)) : full()) : null;
+      if (useCache && decodeThreads !== threadsBefore) setNumThreads(decodeThreads);
       for (let i = 0; i < maxTokens; i++) {
         const next = sample(logits!, temperature, topK, rng);
         out.push(next);
@@ -210,6 +220,7 @@ export class GPT extends Module {
         else logits = prefill(all.slice(-Math.max(1, Math.floor(context / 2))));
       }
     } finally {
+      if (getNumThreads() !== threadsBefore) setNumThreads(threadsBefore);
       for (const c of caches) {
         c.k.dispose();
         c.v.dispose();

@@ -100,30 +100,17 @@ export function selfAttentionQkv(qkv: Tensor, heads: number, options: AttentionO
   const [B, T, C3] = x.shape;
   const C = C3 / 3;
   const D = C / heads;
+  if (cache) {
+    // One native call: append the new keys/values and attend over the cache.
+    if (needsGrad(x)) fail('INVALID_ARGUMENT', 'selfAttention: a KV cache is for inference: run it inside noGrad()');
+    const y = wrap(native.attentionQkvCached(x.handle, cache.k.handle, cache.v.handle, cache.length, heads, causal, scale));
+    cache.length += T;
+    return y;
+  }
   const x5 = wrap(native.reshape(x.handle, [B, T, 3, heads, D]));
   const q = slot(x5, 0);
   const k = slot(x5, 1);
   const v = slot(x5, 2);
-  if (cache) {
-    if (needsGrad(x)) fail('INVALID_ARGUMENT', 'selfAttention: a KV cache is for inference: run it inside noGrad()');
-    const L = cache.length;
-    if (L + T > cache.capacity) fail('INVALID_ARGUMENT', `selfAttention: the KV cache holds ${cache.capacity} positions; ${L} + ${T} do not fit`);
-    const tmp: Tensor[] = [];
-    const view = (t: Tensor, a: number, b: number) => {
-      const s = wrap(native.slice(t.handle, 2, a, b, 1));
-      tmp.push(s);
-      return s;
-    };
-    native.copyInto(view(cache.k, L, L + T).handle, k.handle);
-    native.copyInto(view(cache.v, L, L + T).handle, v.handle);
-    cache.length = L + T;
-    const [ho, hl] = native.attentionForward(q.handle, view(cache.k, 0, L + T).handle, view(cache.v, 0, L + T).handle, causal, scale);
-    const out = wrap(ho);
-    wrap(hl).dispose();
-    const y = mergeHeads(out);
-    for (const t of [...tmp, out, x5, q, k, v]) t.dispose();
-    return y;
-  }
   const [ho, hl] = native.attentionForward(q.handle, k.handle, v.handle, causal, scale);
   const out = wrap(ho);
   const lse = wrap(hl);
