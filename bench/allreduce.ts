@@ -86,7 +86,6 @@ export async function run(): Promise<void> {
   // may be shared, and load hits whichever side runs at the time.
   const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
   let joule: Record<string, number> = {};
-  let tcp: Record<string, number> = {};
   let torch = { error: 'not run' } as TorchResult;
   const best = (a: Record<string, number>, b: Record<string, number>) => {
     const out = { ...a };
@@ -95,25 +94,21 @@ export async function run(): Promise<void> {
   };
   for (let r = 0; r < rounds; r++) {
     joule = best(joule, launchWorker(__filename) as Record<string, number>);
-    // Gloo's TCP transport only (the shared-memory all-reduce between local ranks turned off).
-    tcp = best(tcp, launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>);
     const t = await torchDist(['--what', 'allreduce', '--sizes', SIZES.join(','), '--reps', String(REPS)]);
     if ('result' in t) torch = 'result' in torch ? { torch: t.torch, result: best(torch.result, t.result) } : t;
     else if (!('result' in torch)) torch = t;
   }
   const rows = SIZES.map((n) => {
     const j = joule[String(n)];
-    const c = tcp[String(n)];
     const t = 'result' in torch ? torch.result[String(n)] : NaN;
     const size = n >= 1 << 20 ? `${n >> 20} MB` : `${n >> 10} KB`;
     // 2 ranks: busbw = algbw * 2(n-1)/n = algbw.
-    return [size, j * 1e3, n / j / 1e9, n / j / 1e9, c * 1e3, n / c / 1e9, t * 1e3, n / t / 1e9, n / t / 1e9, t / j];
+    return [size, j * 1e3, n / j / 1e9, n / j / 1e9, t * 1e3, n / t / 1e9, n / t / 1e9, t / j];
   });
   console.log(`\n## Gloo all-reduce, fp32 sum, 2 ranks x 1 thread (${machine()})`);
   if ('error' in torch) console.log(torch.error);
   else console.log(`PyTorch ${torch.torch}`);
-  console.log(table(['size', 'Joule ms', 'Joule algbw GB/s', 'Joule busbw GB/s', 'Joule TCP-only ms', 'Joule TCP-only algbw GB/s',
-    'PyTorch ms', 'PyTorch algbw GB/s', 'PyTorch busbw GB/s', 'speed-up'], rows));
+  console.log(table(['size', 'Joule ms', 'Joule algbw GB/s', 'Joule busbw GB/s', 'PyTorch ms', 'PyTorch algbw GB/s', 'PyTorch busbw GB/s', 'speed-up'], rows));
 }
 
 if (require.main === module && process.env.JOULE_BENCH_WORKER) {

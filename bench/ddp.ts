@@ -61,11 +61,9 @@ export async function run(): Promise<void> {
     return out;
   };
   let joule: Record<string, number> = {};
-  let tcp: Record<string, number> = {};
   let torch = { error: 'not run' } as TorchResult;
   for (let r = 0; r < rounds; r++) {
     joule = best(joule, launchWorker(__filename) as Record<string, number>);
-    tcp = best(tcp, launchWorker(__filename, { JOULE_DIST_SHM: '0' }) as Record<string, number>);
     const t = await torchDist(['--what', 'ddp', '--batches', BATCHES.join(','), '--reps', String(REPS), '--steps', String(STEPS)]);
     if ('result' in t) torch = 'result' in torch ? { torch: t.torch, result: best(torch.result, t.result) } : t;
     else if (!('result' in torch)) torch = t;
@@ -73,11 +71,11 @@ export async function run(): Promise<void> {
   console.log(`\n## DDP training, MLP 784-1024-1024-10, SGD momentum, 2 ranks x 1 thread (${machine()})`);
   if ('error' in torch) console.log(torch.error);
   else console.log(`PyTorch ${torch.torch}`);
-  console.log(table(['global batch', 'Joule samples/s', 'Joule TCP-only samples/s', 'PyTorch samples/s', 'speed-up'],
+  console.log(table(['global batch', 'Joule samples/s', 'PyTorch samples/s', 'speed-up'],
     BATCHES.map((b) => {
       const j = joule[String(b)];
       const t = 'result' in torch ? torch.result[String(b)] : NaN;
-      return [b * 2, j, tcp[String(b)], t, j / t];
+      return [b * 2, j, t, j / t];
     })));
 }
 

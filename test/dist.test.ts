@@ -285,12 +285,6 @@ describe('dist', function () {
       assert.match(r.out, /\[rank 1\] OK \d+ checks/);
     });
 
-    it('every collective and op over TCP only (JOULE_DIST_SHM=0), 2 ranks', async () => {
-      const r = await launch(2, 'collectives.ts', { SIZES: '1,5,1000,300001', JOULE_DIST_SHM: '0' });
-      assert.equal(r.code, 0, r.out + r.err);
-      for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks`));
-    });
-
     it('every collective and op, float32 and int32, 3 ranks', async () => {
       const r = await launch(3, 'collectives.ts', { SIZES: '1,2,1000,65537' });
       assert.equal(r.code, 0, r.out + r.err);
@@ -338,7 +332,10 @@ describe('dist', function () {
       });
       assert.ok(killed, r.out + r.err);
       assert.notEqual(r.code, 0);
-      assert.match(r.err, /rank 1 (was killed by SIGKILL|exited with code 137); stopping the other ranks/);
+      // Whichever the launcher notices first — the killed rank, or a survivor failing on the lost
+      // connection — it stops the rest; the summary shows how each rank ended.
+      assert.match(r.err, /rank \d (was killed by SIGKILL|exited with code \d+); stopping the other ranks/);
+      assert.match(r.err, /rank 1: (exit code 137|killed by SIGKILL)/);
       assert.match(r.err, /rank 0: (exit code [1-9]|killed by SIGTERM)/);
       assert.match(r.err, /rank 2: (exit code [1-9]|killed by SIGTERM)/);
       assert.ok(r.ms < 30000, `took ${r.ms} ms`);
@@ -372,16 +369,15 @@ describe('dist', function () {
       return { ...r0, ms: Date.now() - acted };
     }
 
-    for (const shm of ['1', '0']) {
-      const how = shm === '1' ? 'shared-memory all-reduce' : 'TCP all-reduce (JOULE_DIST_SHM=0)';
-      it(`a dead peer: the survivor fails with DIST_TIMEOUT at once (${how})`, async () => {
-        const r = await pair('SIGKILL', { JOULE_DIST_SHM: shm });
+    {
+      it('a dead peer: the survivor fails with DIST_TIMEOUT at once', async () => {
+        const r = await pair('SIGKILL', {});
         assert.equal(r.code, 3, r.out + r.err);
         assert.match(r.out, /FAILED DIST_TIMEOUT .*peer rank died/);
         assert.ok(r.ms < 8000, `took ${r.ms} ms`);
       });
-      it(`a stalled peer (SIGSTOP): the other fails with DIST_TIMEOUT after the timeout, never hangs (${how})`, async () => {
-        const r = await pair('SIGSTOP', { JOULE_DIST_SHM: shm });
+      it('a stalled peer (SIGSTOP): the other fails with DIST_TIMEOUT after the timeout, never hangs', async () => {
+        const r = await pair('SIGSTOP', {});
         assert.equal(r.code, 3, r.out + r.err);
         assert.match(r.out, /FAILED DIST_TIMEOUT/);
         assert.ok(r.ms >= 2500 && r.ms < 15000, `took ${r.ms} ms`);
