@@ -1,0 +1,241 @@
+// The Gloo process group: CPU tensors over TCP. Ranks meet through Joule's rendezvous store
+// (adapted to gloo::rendezvous::Store) and connect a full mesh; every collective is given the
+// group's timeout, so a dead or stalled peer ends it with DIST_TIMEOUT instead of a hang.
+#include <gloo/allgather.h>
+#include <gloo/allreduce.h>
+#include <gloo/barrier.h>
+#include <gloo/broadcast.h>
+#include <gloo/common/error.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/store.h>
+#include <gloo/transport/tcp/device.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+#include "dist/process_group.h"
+
+namespace joule::dist {
+namespace {
+
+class StoreAdapter : public gloo::rendezvous::Store {
+ public:
+  StoreAdapter(StoreClient& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+  void set(const std::string& key, const std::vector<char>& data) override { store_.set(prefix_ + key, data); }
+  std::vector<char> get(const std::string& key) override { return store_.get(prefix_ + key); }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, store_.timeout()); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
+    std::vector<std::string> full;
+    for (const auto& k : keys) full.push_back(prefix_ + k);
+    store_.wait(full, timeout.count() > 0 ? timeout : store_.timeout());
+  }
+
+ private:
+  StoreClient& store_;
+  std::string prefix_;
+};
+
+template <typename T>
+void reduce_sum(void* c, const void* a, const void* b, size_t n) {
+  T* __restrict out = static_cast<T*>(c);
+  const T* x = static_cast<const T*>(a);
+  const T* y = static_cast<const T*>(b);
+  for (size_t i = 0; i < n; i++) out[i] = x[i] + y[i];
+}
+template <typename T>
+void reduce_max(void* c, const void* a, const void* b, size_t n) {
+  T* out = static_cast<T*>(c);
+  const T* x = static_cast<const T*>(a);
+  const T* y = static_cast<const T*>(b);
+  for (size_t i = 0; i < n; i++) out[i] = x[i] > y[i] ? x[i] : y[i];
+}
+template <typename T>
+void reduce_min(void* c, const void* a, const void* b, size_t n) {
+  T* out = static_cast<T*>(c);
+  const T* x = static_cast<const T*>(a);
+  const T* y = static_cast<const T*>(b);
+  for (size_t i = 0; i < n; i++) out[i] = x[i] < y[i] ? x[i] : y[i];
+}
+
+template <typename T>
+gloo::AllreduceOptions::Func reduce_fn(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Max: return &reduce_max<T>;
+    case ReduceOp::Min: return &reduce_min<T>;
+    default: return &reduce_sum<T>;
+  }
+}
+
+void divide(void* data, size_t n, DType dtype, int by) {
+  if (dtype == DType::Float32) {
+    float* p = static_cast<float*>(data);
+    float d = static_cast<float>(by);
+    for (size_t i = 0; i < n; i++) p[i] /= d;
+  } else {
+    int32_t* p = static_cast<int32_t*>(data);
+    for (size_t i = 0; i < n; i++) p[i] /= by;  // truncates toward zero
+  }
+}
+
+[[noreturn]] void rethrow_gloo(const char* what, const std::exception& e, Millis timeout) {
+  std::string msg = e.what();
+  fail(Code::DistTimeout, "dist: ", what, " failed: a peer rank died, stalled or lost its connection (timeout ",
+       timeout.count(), " ms): ", msg);
+}
+
+class GlooGroup : public ProcessGroup {
+ public:
+  GlooGroup(StoreClient& store, const std::string& prefix, int rank, int size, Millis timeout, const std::string& hostname)
+      : ProcessGroup(rank, size, timeout) {
+    gloo::transport::tcp::attr attr;
+    attr.hostname = hostname;
+    try {
+      device_ = gloo::transport::tcp::CreateDevice(attr);
+      auto ctx = std::make_shared<gloo::rendezvous::Context>(rank, size);
+      ctx->setTimeout(timeout);
+      StoreAdapter adapter(store, prefix);
+      ctx->connectFullMesh(adapter, device_);
+      ctx_ = ctx;
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      rethrow_gloo("connecting the Gloo full mesh", e, timeout);
+    }
+  }
+
+  ~GlooGroup() override {
+    try {
+      if (ctx_) ctx_->closeConnections();
+    } catch (...) {
+    }
+  }
+
+  std::string backend() const override { return "gloo"; }
+
+  void check_tensor(const Tensor& t, const char* what) const override {
+    JOULE_CHECK(t.device().is_cpu(), Code::Device, what, ": the gloo backend takes CPU tensors, got one on ",
+                t.device().name(), " (use the nccl backend for CUDA tensors)");
+    JOULE_CHECK(t.dtype == DType::Float32 || t.dtype == DType::Int32, Code::Dtype, what,
+                ": expected a float32 or int32 tensor, got ", dtype_name(t.dtype));
+    JOULE_CHECK(t.is_contiguous(), Code::InvalidArgument, what, ": expected a contiguous tensor (call contiguous() first)");
+  }
+
+  // Gloo's ring all-reduce takes 2(n-1) dependent steps, each a round trip: measured here it cost
+  // 2 ms for 4 KB where bcube took 0.4 ms, while ring moves large buffers faster. Below 1 MiB the
+  // latency matters more than the bandwidth.
+  gloo::AllreduceOptions::Algorithm allreduce_algorithm(size_t bytes) const {
+    using Algorithm = gloo::AllreduceOptions::Algorithm;
+    if (forced_algorithm_ && std::string(forced_algorithm_) == "bcube") return Algorithm::BCUBE;
+    if (forced_algorithm_ && std::string(forced_algorithm_) == "ring") return Algorithm::RING;
+    return bytes < (size_t{1} << 20) ? Algorithm::BCUBE : Algorithm::RING;
+  }
+
+  void allreduce(void* data, size_t count, DType dtype, ReduceOp op) override {
+    if (count == 0) return;
+    try {
+      gloo::AllreduceOptions opts(ctx_);
+      opts.setTag(next_tag());
+      opts.setTimeout(timeout_);
+      opts.setAlgorithm(allreduce_algorithm(count * dtype_size(dtype)));
+      if (dtype == DType::Float32) {
+        opts.setOutput(static_cast<float*>(data), count);
+        opts.setReduceFunction(reduce_fn<float>(op));
+      } else {
+        opts.setOutput(static_cast<int32_t*>(data), count);
+        opts.setReduceFunction(reduce_fn<int32_t>(op));
+      }
+      gloo::allreduce(opts);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      rethrow_gloo("allReduce", e, timeout_);
+    }
+    if (op == ReduceOp::Avg) divide(data, count, dtype, size_);
+  }
+
+  void broadcast(void* data, size_t count, DType dtype, int root) override {
+    if (count == 0) return;
+    try {
+      gloo::BroadcastOptions opts(ctx_);
+      opts.setTag(next_tag());
+      opts.setTimeout(timeout_);
+      opts.setRoot(root);
+      if (dtype == DType::Float32) opts.setOutput(static_cast<float*>(data), count);
+      else opts.setOutput(static_cast<int32_t*>(data), count);
+      gloo::broadcast(opts);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      rethrow_gloo("broadcast", e, timeout_);
+    }
+  }
+
+  void allgather(void* out, const void* in, size_t count, DType dtype) override {
+    if (count == 0) return;
+    try {
+      gloo::AllgatherOptions opts(ctx_);
+      opts.setTag(next_tag());
+      opts.setTimeout(timeout_);
+      if (dtype == DType::Float32) {
+        opts.setInput(const_cast<float*>(static_cast<const float*>(in)), count);
+        opts.setOutput(static_cast<float*>(out), count * static_cast<size_t>(size_));
+      } else {
+        opts.setInput(const_cast<int32_t*>(static_cast<const int32_t*>(in)), count);
+        opts.setOutput(static_cast<int32_t*>(out), count * static_cast<size_t>(size_));
+      }
+      gloo::allgather(opts);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      rethrow_gloo("allGather", e, timeout_);
+    }
+  }
+
+  // Gloo's engine does the reduction: an all-reduce of the whole input, of which this rank keeps
+  // its chunk. (Twice the traffic of a dedicated reduce-scatter, but no home-made collective.)
+  void reduce_scatter(void* out, const void* in, size_t count, DType dtype, ReduceOp op) override {
+    size_t chunk = count * dtype_size(dtype);
+    if (count == 0) return;
+    work_.resize(chunk * static_cast<size_t>(size_));
+    std::memcpy(work_.data(), in, work_.size());
+    allreduce(work_.data(), count * static_cast<size_t>(size_), dtype, op);
+    std::memcpy(out, work_.data() + static_cast<size_t>(rank_) * chunk, chunk);
+  }
+
+  void barrier() override {
+    try {
+      gloo::BarrierOptions opts(ctx_);
+      opts.setTag(next_tag());
+      opts.setTimeout(timeout_);
+      gloo::barrier(opts);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      rethrow_gloo("barrier", e, timeout_);
+    }
+  }
+
+ private:
+  uint32_t next_tag() { return tag_++ & 0xffffff; }
+  std::shared_ptr<gloo::transport::Device> device_;
+  std::shared_ptr<gloo::Context> ctx_;
+  uint32_t tag_ = 1;
+  // JOULE_GLOO_ALGORITHM=ring|bcube forces one of Gloo's all-reduce algorithms; by default the
+  // size decides (see allreduce_algorithm).
+  const char* forced_algorithm_ = std::getenv("JOULE_GLOO_ALGORITHM");
+  std::vector<char> work_;
+};
+
+}  // namespace
+
+bool gloo_compiled() { return true; }
+std::string gloo_unavailable_reason() { return ""; }
+
+std::unique_ptr<ProcessGroup> make_gloo_group(StoreClient& store, const std::string& prefix, int rank, int size,
+                                              Millis timeout, const std::string& hostname) {
+  return std::make_unique<GlooGroup>(store, prefix, rank, size, timeout, hostname);
+}
+
+}  // namespace joule::dist
