@@ -4,7 +4,9 @@
 // unavailable here; the GPU test runs only where CUDA and NCCL are usable.
 import * as assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import * as jl from '../lib/index';
@@ -305,6 +307,19 @@ describe('dist', function () {
       assert.match(r.out, /\[rank 0\] TRAINER OK/);
       assert.match(r.out, /\[rank 0\] epoch 4\/4/);
       assert.doesNotMatch(r.out, /\[rank 1\] epoch/);
+    });
+
+    it('the Trainer with distributed: true: job-wide losses, identical replicas, only rank 0 prints and checkpoints', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joule-ddp-ckpt-'));
+      try {
+        const r = await launch(2, 'trainer.ts', { MODE: 'option', CKPT_DIR: dir });
+        assert.equal(r.code, 0, r.out + r.err);
+        assert.match(r.out, /\[rank 0\] TRAINER OPTION OK/);
+        assert.match(r.out, /\[rank 0\] epoch 4\/4/);
+        assert.doesNotMatch(r.out, /\[rank 1\] epoch/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('forwards SIGTERM to the ranks and exits non-zero', async () => {

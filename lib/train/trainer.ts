@@ -18,6 +18,10 @@ import { crossEntropy, mseLoss, accuracy } from '../nn/functional';
 import { Batch, checkDataset, Dataset, isDataset } from '../data/dataset';
 import { DataLoader } from '../data/loader';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import * as dist from '../dist/index';
+import { DistributedDataParallel } from '../dist/ddp';
+import { DistributedDataLoader } from '../dist/loader';
+import { reduceMean } from '../dist/trainer';
 import { clipGradNorm } from '../optim/clip';
 import { formatDuration, formatRate, Progress, ProgressStream } from './progress';
 import { CostMeter } from '../energy/index';
@@ -68,6 +72,13 @@ export interface TrainerOptions {
   clipGradNorm?: number;
   /** Where batches are moved before the forward pass; default: the device of the model's first parameter. */
   device?: Device;
+  /**
+   * Data-parallel training over the ranks of dist.init() (call it first): the model is wrapped in
+   * DistributedDataParallel (rank 0's parameters broadcast, gradients averaged in buckets during
+   * backward), each rank trains on its shard of every epoch, losses and metrics are averaged over
+   * all ranks, and only rank 0 shows progress and writes checkpoints.
+   */
+  distributed?: boolean;
 }
 
 export interface BatchInfo {
@@ -164,7 +175,7 @@ export interface EvaluateResult {
 }
 
 const FIT_KEYS = ['epochs', 'batchSize', 'shuffle', 'seed', 'dropLast', 'validation', 'callbacks', 'quiet', 'progress', 'progressStream', 'checkpoint', 'resumeFrom', 'earlyStopping'];
-const TRAINER_KEYS = ['model', 'optimizer', 'loss', 'metrics', 'scheduler', 'schedulerStep', 'clipGradNorm', 'device'];
+const TRAINER_KEYS = ['model', 'optimizer', 'loss', 'metrics', 'scheduler', 'schedulerStep', 'clipGradNorm', 'device', 'distributed'];
 
 function unknownKeys(o: Record<string, unknown>, known: string[], where: string): void {
   for (const k of Object.keys(o)) {
@@ -209,6 +220,7 @@ export class Trainer {
   private readonly metricFns: MetricFn[];
   private running = false;
   private stopRequested = false;
+  private readonly distributed: boolean;
 
   constructor(options: TrainerOptions) {
     const o = checkOptions(options, 'options');
@@ -219,6 +231,13 @@ export class Trainer {
     checkFunctionsOf(o.optimizer, 'optimizer', ['step', 'zeroGrad', 'stateDict', 'loadStateDict']);
     this.model = o.model as TrainerModel;
     this.optimizer = o.optimizer as TrainerOptimizer;
+    this.distributed = o.distributed === undefined ? false : checkBool(o.distributed, 'distributed');
+    if (this.distributed) {
+      if (!dist.isInitialized()) fail('INVALID_ARGUMENT', 'Trainer: distributed: true needs the process group: await dist.init() first (run with joule launch)');
+      const ddp = new DistributedDataParallel(this.model as never);
+      this.model = ddp as unknown as TrainerModel;
+      this.optimizer = ddp.syncOptimizer(this.optimizer);
+    }
     if (o.scheduler !== undefined) checkFunctionsOf(o.scheduler, 'scheduler', ['step']);
     this.scheduler = o.scheduler as TrainerScheduler | undefined;
     const ss = o.schedulerStep ?? 'epoch';
@@ -291,7 +310,8 @@ export class Trainer {
     checkDataset(data, name);
     if (data.length === 0) fail('INVALID_ARGUMENT', `${name} is empty`);
     if (forEval) return new DataLoader(data, { batchSize: o.batchSize === undefined ? 512 : checkInt(o.batchSize, 'batchSize', 1) });
-    return new DataLoader(data, {
+    // Distributed: batchSize is per rank, and each rank sees its own shard of every epoch.
+    return new (this.distributed ? DistributedDataLoader : DataLoader)(data, {
       batchSize: o.batchSize === undefined ? 32 : checkInt(o.batchSize, 'batchSize', 1),
       shuffle: o.shuffle === undefined ? true : checkBool(o.shuffle, 'shuffle'),
       seed: o.seed === undefined ? 0 : checkInt(o.seed, 'seed', 0),
@@ -507,7 +527,8 @@ export class Trainer {
     if (!(train instanceof DataLoader) && loaderOptions.seed === undefined && seedFromCheckpoint !== undefined) loaderOptions.seed = seedFromCheckpoint;
     const loader = this.loader(train, 'train', loaderOptions, false);
 
-    const progress = Progress.auto(quiet, o.progress as FitOptions['progress'], (o.progressStream as ProgressStream | undefined) ?? process.stderr);
+    const isMain = !this.distributed || dist.rank() === 0;
+    const progress = Progress.auto(quiet || !isMain, o.progress as FitOptions['progress'], (o.progressStream as ProgressStream | undefined) ?? process.stderr);
     const report: FitReport = {
       epochs: history.slice(), totalSeconds: 0, samples: 0, samplesPerSec: 0, stoppedEarly: false,
       flops: 0, flopsSource: 'none', mfu: null, joules: null, joulesPerSample: null, energySource: '',
@@ -558,8 +579,10 @@ export class Trainer {
         trainSeconds += trainTime;
         report.samples += n;
         const metrics: Record<string, number> = {};
-        this.metricNames.forEach((name, i) => (metrics[name] = n ? sums[i] / n : NaN));
-        const er: EpochReport = { epoch: epoch + 1, loss: n ? lossSum / n : NaN, metrics, samplesPerSec: n / Math.max(trainTime, 1e-9), seconds: 0 };
+        let means = [n ? lossSum / n : NaN, ...sums.map((v) => (n ? v / n : NaN))];
+        if (this.distributed) means = reduceMean(means, n);
+        this.metricNames.forEach((name, i) => (metrics[name] = means[i + 1]));
+        const er: EpochReport = { epoch: epoch + 1, loss: means[0], metrics, samplesPerSec: n / Math.max(trainTime, 1e-9), seconds: 0 };
         Object.assign(er, costFields(epochMeter.stop(), n, n * modelFlopsPerSample(this.model, true)));
         if (lr !== undefined) er.lr = lr;
         if (validation) {
@@ -586,7 +609,7 @@ export class Trainer {
           }
         }
         progress.endEpoch(summarize(er));
-        if (ckpt && ((epoch + 1) % ckpt.every === 0 || epoch + 1 === epochs || stopEarly || this.stopRequested)) {
+        if (ckpt && isMain && ((epoch + 1) % ckpt.every === 0 || epoch + 1 === epochs || stopEarly || this.stopRequested)) {
           fs.mkdirSync(ckpt.dir, { recursive: true });
           saveCheckpoint(path.join(ckpt.dir, `epoch-${String(epoch + 1).padStart(4, '0')}.safetensors`), {
             model: this.model,
