@@ -80,7 +80,10 @@ describe('GEMM', function () {
   after(() => {
     jl.setIsa(isaBefore);
     jl.setNumThreads(threadsBefore);
-    assert.deepEqual(snapshot(), memBefore);
+    // Nothing made here outlives the tests (the count can only fall: the garbage collector may
+    // free tensors that earlier files forgot while these tests run).
+    const now = snapshot();
+    assert.ok(now.tensors <= memBefore.tensors && now.bytes <= memBefore.bytes, `${JSON.stringify(memBefore)} -> ${JSON.stringify(now)}`);
   });
 
   const SIZES = [1, 3, 17, 31, 33, 65, 127, 255, 257];
