@@ -12,12 +12,6 @@ namespace {
 
 using Info = const Napi::CallbackInfo&;
 
-std::optional<Tensor> optional_tensor(Info info, size_t i, const char* name) {
-  Napi::Value v = arg(info, i, name);
-  if (v.IsNull() || v.IsUndefined()) return std::nullopt;
-  return to_tensor(info, i, name);
-}
-
 // null / undefined: the default 1/sqrt(D).
 double optional_scale(Info info, size_t i) {
   Napi::Value v = arg(info, i, "scale");
@@ -46,7 +40,7 @@ Napi::Value attention_backward(Info info) {
     ops::AttentionGrads g = ops::attention_backward(
         to_tensor(info, 0, "grad"), to_tensor(info, 1, "q"), to_tensor(info, 2, "k"), to_tensor(info, 3, "v"),
         to_tensor(info, 4, "out"), to_tensor(info, 5, "lse"), to_bool(info, 6, "causal"), optional_scale(info, 7),
-        optional_tensor(info, 8, "dqInto"), optional_tensor(info, 9, "dkInto"), optional_tensor(info, 10, "dvInto"));
+        to_optional_tensor(info, 8, "dqInto"), to_optional_tensor(info, 9, "dkInto"), to_optional_tensor(info, 10, "dvInto"));
     Napi::Array a = Napi::Array::New(info.Env(), 3);
     uint32_t k = 0;
     for (const auto* t : {&g.dq, &g.dk, &g.dv}) a.Set(k++, *t ? TensorHandle::wrap(info.Env(), **t) : info.Env().Null());

@@ -91,6 +91,20 @@ const Tensor& to_tensor(const Napi::CallbackInfo& info, size_t i, const char* na
   return *h->tensor();
 }
 
+std::optional<Tensor> to_optional_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = arg(info, i, name);
+  if (v.IsNull() || v.IsUndefined()) return std::nullopt;
+  return to_tensor(info, i, name);
+}
+
+gemm::Activation to_activation(const Napi::CallbackInfo& info, size_t i) {
+  std::string a = to_string(info, i, "activation");
+  if (a == "none") return gemm::Activation::None;
+  if (a == "relu") return gemm::Activation::Relu;
+  if (a == "gelu") return gemm::Activation::Gelu;
+  fail(Code::InvalidArgument, "expected an activation 'none', 'relu' or 'gelu', got '", a, "'");
+}
+
 std::vector<Tensor> to_tensors(const Napi::CallbackInfo& info, size_t i, const char* name) {
   Napi::Value v = arg(info, i, name);
   if (!v.IsArray()) bad(info, i, name, "an array of tensors");

@@ -3,11 +3,13 @@
 #pragma once
 #include <napi.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/gemm/gemm.h"
 
 namespace joule::napi {
 
@@ -37,6 +39,8 @@ bool to_bool(const Napi::CallbackInfo& info, size_t i, const char* name);
 std::string to_string(const Napi::CallbackInfo& info, size_t i, const char* name);
 std::vector<int64_t> to_ints(const Napi::CallbackInfo& info, size_t i, const char* name);
 const Tensor& to_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
+std::optional<Tensor> to_optional_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);  // null/undefined: none
+gemm::Activation to_activation(const Napi::CallbackInfo& info, size_t i);  // 'none' | 'relu' | 'gelu'
 std::vector<Tensor> to_tensors(const Napi::CallbackInfo& info, size_t i, const char* name);
 DType to_dtype(const Napi::CallbackInfo& info, size_t i);
 Device to_device(const Napi::CallbackInfo& info, size_t i);

@@ -24,6 +24,12 @@ Napi::Value TensorHandle::wrap(Napi::Env env, Tensor tensor) {
   return obj;
 }
 
+Napi::Value TensorHandle::wrap_all(Napi::Env env, const std::vector<Tensor>& tensors) {
+  Napi::Array a = Napi::Array::New(env, tensors.size());
+  for (size_t k = 0; k < tensors.size(); ++k) a.Set(static_cast<uint32_t>(k), wrap(env, tensors[k]));
+  return a;
+}
+
 TensorHandle* TensorHandle::unwrap(Napi::Value value) {
   if (!value.IsObject()) return nullptr;
   Napi::Object obj = value.As<Napi::Object>();

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <optional>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -13,6 +14,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
  public:
   static Napi::Function define(Napi::Env env);
   static Napi::Value wrap(Napi::Env env, Tensor tensor);
+  static Napi::Value wrap_all(Napi::Env env, const std::vector<Tensor>& tensors);  // a JS array of handles
   static TensorHandle* unwrap(Napi::Value value);  // nullptr when value is not a handle
 
   explicit TensorHandle(const Napi::CallbackInfo& info);

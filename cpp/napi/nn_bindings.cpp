@@ -9,35 +9,15 @@ namespace {
 
 using Info = const Napi::CallbackInfo&;
 
-std::optional<Tensor> optional_tensor(Info info, size_t i, const char* name) {
-  Napi::Value v = arg(info, i, name);
-  if (v.IsNull() || v.IsUndefined()) return std::nullopt;
-  return to_tensor(info, i, name);
-}
-
-gemm::Activation to_activation(Info info, size_t i) {
-  std::string a = to_string(info, i, "activation");
-  if (a == "none") return gemm::Activation::None;
-  if (a == "relu") return gemm::Activation::Relu;
-  if (a == "gelu") return gemm::Activation::Gelu;
-  fail(Code::InvalidArgument, "expected an activation 'none', 'relu' or 'gelu', got '", a, "'");
-}
-
 Napi::Value linear(Info info) {
   return guard(info, [&]() -> Napi::Value {
     return TensorHandle::wrap(info.Env(), ops::linear(to_tensor(info, 0, "input"), to_tensor(info, 1, "weight"),
-                                                      optional_tensor(info, 2, "bias"), to_activation(info, 3)));
+                                                      to_optional_tensor(info, 2, "bias"), to_activation(info, 3)));
   });
 }
 
 Napi::Value wrap_optional(Info info, const std::optional<Tensor>& t) {
   return t ? TensorHandle::wrap(info.Env(), *t) : info.Env().Null();
-}
-
-Napi::Value wrap_all(Info info, const std::vector<Tensor>& ts) {
-  Napi::Array a = Napi::Array::New(info.Env(), ts.size());
-  for (size_t k = 0; k < ts.size(); ++k) a.Set(static_cast<uint32_t>(k), TensorHandle::wrap(info.Env(), ts[k]));
-  return a;
 }
 
 // Numbers of any count (to_ints caps its lists at 64 entries; parameter lists can be longer).
@@ -57,8 +37,8 @@ std::vector<double> to_numbers(Info info, size_t i, const char* name) {
 
 Napi::Value linear_train(Info info) {
   return guard(info, [&]() -> Napi::Value {
-    return wrap_all(info, ops::linear_train(to_tensor(info, 0, "input"), to_tensor(info, 1, "weight"),
-                                            optional_tensor(info, 2, "bias"), to_activation(info, 3)));
+    return TensorHandle::wrap_all(info.Env(), ops::linear_train(to_tensor(info, 0, "input"), to_tensor(info, 1, "weight"),
+                                            to_optional_tensor(info, 2, "bias"), to_activation(info, 3)));
   });
 }
 
@@ -67,9 +47,9 @@ Napi::Value linear_backward(Info info) {
   return guard(info, [&]() -> Napi::Value {
     ops::LinearGrads g = ops::linear_backward(
         to_tensor(info, 0, "grad"), to_tensor(info, 1, "input"), to_tensor(info, 2, "weight"),
-        optional_tensor(info, 3, "saved"), to_activation(info, 4), to_bool(info, 5, "needDx"),
-        to_bool(info, 6, "needDw"), to_bool(info, 7, "needDb"), optional_tensor(info, 8, "dwInto"),
-        optional_tensor(info, 9, "dbInto"));
+        to_optional_tensor(info, 3, "saved"), to_activation(info, 4), to_bool(info, 5, "needDx"),
+        to_bool(info, 6, "needDw"), to_bool(info, 7, "needDb"), to_optional_tensor(info, 8, "dwInto"),
+        to_optional_tensor(info, 9, "dbInto"));
     Napi::Array a = Napi::Array::New(info.Env(), 3);
     a.Set(0u, wrap_optional(info, g.dx));
     a.Set(1u, wrap_optional(info, g.dw));
@@ -81,7 +61,7 @@ Napi::Value linear_backward(Info info) {
 // (logits, target, labelSmoothing, ignoreIndex, reduction) -> [loss, lse]
 Napi::Value cross_entropy(Info info) {
   return guard(info, [&]() -> Napi::Value {
-    return wrap_all(info, ops::cross_entropy(to_tensor(info, 0, "logits"), to_tensor(info, 1, "target"),
+    return TensorHandle::wrap_all(info.Env(), ops::cross_entropy(to_tensor(info, 0, "logits"), to_tensor(info, 1, "target"),
                                              to_double(info, 2, "labelSmoothing"), to_int(info, 3, "ignoreIndex"),
                                              ops::parse_reduction(to_string(info, 4, "reduction"))));
   });
@@ -101,8 +81,8 @@ Napi::Value cross_entropy_backward(Info info) {
 // (x, weight|null, bias|null, eps) -> [y, mean, rstd]
 Napi::Value layer_norm(Info info) {
   return guard(info, [&]() -> Napi::Value {
-    return wrap_all(info, ops::layer_norm(to_tensor(info, 0, "input"), optional_tensor(info, 1, "weight"),
-                                          optional_tensor(info, 2, "bias"), to_double(info, 3, "eps")));
+    return TensorHandle::wrap_all(info.Env(), ops::layer_norm(to_tensor(info, 0, "input"), to_optional_tensor(info, 1, "weight"),
+                                          to_optional_tensor(info, 2, "bias"), to_double(info, 3, "eps")));
   });
 }
 
@@ -111,7 +91,7 @@ Napi::Value layer_norm_backward(Info info) {
   return guard(info, [&]() -> Napi::Value {
     ops::LayerNormGrads g = ops::layer_norm_backward(
         to_tensor(info, 0, "grad"), to_tensor(info, 1, "input"), to_tensor(info, 2, "mean"), to_tensor(info, 3, "rstd"),
-        optional_tensor(info, 4, "weight"), to_bool(info, 5, "needDx"), to_bool(info, 6, "needAffine"));
+        to_optional_tensor(info, 4, "weight"), to_bool(info, 5, "needDx"), to_bool(info, 6, "needAffine"));
     Napi::Array a = Napi::Array::New(info.Env(), 3);
     a.Set(0u, wrap_optional(info, g.dx));
     a.Set(1u, wrap_optional(info, g.dgamma));
@@ -161,7 +141,7 @@ Napi::Value scale_inplace(Info info) {
 Napi::Value addmm_(Info info) {
   return guard(info, [&]() -> Napi::Value {
     ops::addmm_(to_tensor(info, 0, "c"), to_tensor(info, 1, "a"), to_tensor(info, 2, "b"), to_double(info, 3, "alpha"),
-                to_double(info, 4, "beta"), optional_tensor(info, 5, "bias"), to_activation(info, 6));
+                to_double(info, 4, "beta"), to_optional_tensor(info, 5, "bias"), to_activation(info, 6));
     return info.Env().Undefined();
   });
 }

@@ -9,30 +9,10 @@ namespace {
 
 using Info = const Napi::CallbackInfo&;
 
-std::optional<Tensor> optional_tensor(Info info, size_t i, const char* name) {
-  Napi::Value v = arg(info, i, name);
-  if (v.IsNull() || v.IsUndefined()) return std::nullopt;
-  return to_tensor(info, i, name);
-}
-
-gemm::Activation to_activation(Info info, size_t i) {
-  std::string a = to_string(info, i, "activation");
-  if (a == "none") return gemm::Activation::None;
-  if (a == "relu") return gemm::Activation::Relu;
-  if (a == "gelu") return gemm::Activation::Gelu;
-  fail(Code::InvalidArgument, "expected an activation 'none', 'relu' or 'gelu', got '", a, "'");
-}
-
-Napi::Value wrap_all(Info info, const std::vector<Tensor>& ts) {
-  Napi::Array a = Napi::Array::New(info.Env(), ts.size());
-  for (size_t k = 0; k < ts.size(); ++k) a.Set(static_cast<uint32_t>(k), TensorHandle::wrap(info.Env(), ts[k]));
-  return a;
-}
-
 // (x, axis (-1: per tensor), symmetric, qmin, qmax) -> [scale] or [scale, zeroPoint]
 Napi::Value quant_params(Info info) {
   return guard(info, [&]() -> Napi::Value {
-    return wrap_all(info, ops::quant_params(to_tensor(info, 0, "input"), to_int(info, 1, "axis"),
+    return TensorHandle::wrap_all(info.Env(), ops::quant_params(to_tensor(info, 0, "input"), to_int(info, 1, "axis"),
                                             to_bool(info, 2, "symmetric"), to_int(info, 3, "qmin"),
                                             to_int(info, 4, "qmax")));
   });
@@ -42,7 +22,7 @@ Napi::Value quant_params(Info info) {
 Napi::Value quantize(Info info) {
   return guard(info, [&]() -> Napi::Value {
     return TensorHandle::wrap(info.Env(), ops::quantize(to_tensor(info, 0, "input"), to_tensor(info, 1, "scale"),
-                                                        optional_tensor(info, 2, "zeroPoint"), to_int(info, 3, "axis"),
+                                                        to_optional_tensor(info, 2, "zeroPoint"), to_int(info, 3, "axis"),
                                                         to_int(info, 4, "qmin"), to_int(info, 5, "qmax"),
                                                         to_dtype(info, 6)));
   });
@@ -52,13 +32,13 @@ Napi::Value quantize(Info info) {
 Napi::Value dequantize(Info info) {
   return guard(info, [&]() -> Napi::Value {
     return TensorHandle::wrap(info.Env(), ops::dequantize(to_tensor(info, 0, "q"), to_tensor(info, 1, "scale"),
-                                                          optional_tensor(info, 2, "zeroPoint"), to_int(info, 3, "axis")));
+                                                          to_optional_tensor(info, 2, "zeroPoint"), to_int(info, 3, "axis")));
   });
 }
 
 // (w int8 [N, K]) -> [packed, colSums]
 Napi::Value quant_pack_weight(Info info) {
-  return guard(info, [&]() -> Napi::Value { return wrap_all(info, ops::quant_pack_weight(to_tensor(info, 0, "weight"))); });
+  return guard(info, [&]() -> Napi::Value { return TensorHandle::wrap_all(info.Env(), ops::quant_pack_weight(to_tensor(info, 0, "weight"))); });
 }
 
 // (packed, n, k) -> w int8 [N, K]
@@ -75,7 +55,7 @@ Napi::Value quant_linear(Info info) {
     return TensorHandle::wrap(
         info.Env(), ops::quant_linear(to_tensor(info, 0, "input"), to_tensor(info, 1, "packed"),
                                       to_tensor(info, 2, "colSums"), to_tensor(info, 3, "wScale"),
-                                      optional_tensor(info, 4, "bias"), to_activation(info, 5),
+                                      to_optional_tensor(info, 4, "bias"), to_activation(info, 5),
                                       to_double(info, 6, "inputScale"), to_double(info, 7, "outlierThreshold")));
   });
 }
@@ -84,9 +64,9 @@ Napi::Value quant_linear(Info info) {
 Napi::Value quant_matmul_int8(Info info) {
   return guard(info, [&]() -> Napi::Value {
     return TensorHandle::wrap(
-        info.Env(), ops::quant_matmul_int8(to_tensor(info, 0, "a"), optional_tensor(info, 1, "aScale"),
+        info.Env(), ops::quant_matmul_int8(to_tensor(info, 0, "a"), to_optional_tensor(info, 1, "aScale"),
                                            to_tensor(info, 2, "packed"), to_tensor(info, 3, "colSums"),
-                                           optional_tensor(info, 4, "wScale"), optional_tensor(info, 5, "bias"),
+                                           to_optional_tensor(info, 4, "wScale"), to_optional_tensor(info, 5, "bias"),
                                            to_activation(info, 6)));
   });
 }
@@ -95,9 +75,9 @@ Napi::Value quant_matmul_int8(Info info) {
 Napi::Value quant_linear_reference(Info info) {
   return guard(info, [&]() -> Napi::Value {
     return TensorHandle::wrap(
-        info.Env(), ops::quant_linear_reference(to_tensor(info, 0, "a"), optional_tensor(info, 1, "aScale"),
-                                                to_tensor(info, 2, "weight"), optional_tensor(info, 3, "wScale"),
-                                                optional_tensor(info, 4, "bias"), to_activation(info, 5),
+        info.Env(), ops::quant_linear_reference(to_tensor(info, 0, "a"), to_optional_tensor(info, 1, "aScale"),
+                                                to_tensor(info, 2, "weight"), to_optional_tensor(info, 3, "wScale"),
+                                                to_optional_tensor(info, 4, "bias"), to_activation(info, 5),
                                                 to_double(info, 6, "inputScale")));
   });
 }
