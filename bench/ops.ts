@@ -1,7 +1,7 @@
 // Per-op overhead and elementwise bandwidth, Joule beside numpy in the same run.
 //   npm run bench -- ops
 import * as jl from '../lib/index';
-import { machine, runPython, stats, table, timeit } from './common';
+import { machine, runPython, table, timeit } from './common';
 
 const N = 16 * 1024 * 1024;
 
@@ -47,14 +47,13 @@ export function run(): void {
     rows.push([`numpy ${r.numpy} add (new array)`, r.small_us, bytes / r.big_new_s / 1e9, '-']);
     rows.push([`numpy add(out=)`, '-', bytes / r.big_out_s / 1e9, '-']);
     const joule = rows.find((row) => String(row[0]).startsWith('joule add, 2'))!;
-    console.log(`ratio joule/numpy (2 threads): overhead ${(r.small_us / Number(joule[1])).toFixed(2)}x faster, ` +
-      `16M add bandwidth ${(Number(joule[2]) / (bytes / r.big_new_s / 1e9)).toFixed(2)}x`);
+    console.log(`Joule / numpy, 2 threads: 1-element add takes ${(Number(joule[1]) / r.small_us).toFixed(1)}x numpy's time; ` +
+      `16M-element add moves ${(Number(joule[2]) / (bytes / r.big_new_s / 1e9)).toFixed(2)}x numpy's bytes per second`);
   } else {
     console.log(`numpy unavailable: ${np.error}`);
   }
   console.log(table(['op', '1-element add (µs)', '16M add (GB/s, 3 x 64 MiB)', 'note'], rows));
   console.log('Memory bandwidth anchor (STREAM add, ../shared/anchors/results.md): 23.8 GB/s 1 thread, 26.9 GB/s 2 threads.');
-  void stats;
 }
 
 if (require.main === module) run();
