@@ -37,6 +37,7 @@
 #include "core/flops.h"
 #include "core/threadpool.h"
 #include "kernels/gemm/internal.h"
+#include "kernels/work_split.h"
 
 namespace joule::gemm {
 
@@ -67,8 +68,10 @@ inline float activate(float v, Activation activation) {
   return v;
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+using kernels::ceil_div;
+using kernels::round_up;
+using kernels::split_range;
+using kernels::WorkSplit;
 
 // A grow-only, 64-byte aligned scratch buffer. One set per thread: pool threads live for the
 // process, so after the first few calls packing never allocates.
@@ -223,47 +226,12 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
   }
 }
 
-// How C is cut into work items for the threads: parts_m row bands x parts_n column bands.
-struct WorkSplit {
-  int parts_m = 1, parts_n = 1;
-};
-
-// First the thread grid (tm x tn = threads) minimizing the slowest thread's estimated time: its
-// tile-padded multiply-adds plus its packing. Splitting N makes every band pack all of A, splitting
-// M makes every band pack all of B, so small M splits N and small N splits M. Then the split
-// dimension is cut twice as fine and threads claim the items dynamically: when another process
-// shares a core (compiles, other tenants), the faster thread takes more items instead of waiting.
-// Items never split K, so results do not depend on which thread computes what.
+// Splitting N makes every band pack all of A, splitting M makes every band pack all of B, so
+// small M splits N and small N splits M.
 WorkSplit plan_split(int64_t m, int64_t n, int64_t k, int mr, int nr, int threads) {
-  WorkSplit best;
-  int64_t best_cost = -1;
-  const int64_t m_tiles = ceil_div(m, mr), n_tiles = ceil_div(n, nr);
-  for (int tm = 1; tm <= threads; ++tm) {
-    if (threads % tm != 0) continue;
-    const int tn = threads / tm;
-    if (tm > m_tiles || tn > n_tiles) continue;
-    const int64_t rows = ceil_div(m_tiles, tm) * mr, cols = ceil_div(n_tiles, tn) * nr;
-    const int64_t cost = rows * cols * k + kPackCostPerElement * k * (rows + cols);
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best = WorkSplit{tm, tn};
-    }
-  }
-  if (threads > 1) {
-    if (best.parts_n > 1) {
-      best.parts_n = static_cast<int>(std::min<int64_t>(n_tiles, 2 * best.parts_n));
-    } else if (best.parts_m > 1) {
-      best.parts_m = static_cast<int>(std::min<int64_t>(m_tiles, 2 * best.parts_m));
-    }
-  }
-  return best;
-}
-
-// The bounds of part `index` of `parts` when `tiles` tiles of `tile` elements cover `extent`.
-inline void split_range(int64_t extent, int64_t tile, int index, int parts, int64_t* begin, int64_t* end) {
-  const int64_t tiles = ceil_div(extent, tile);
-  *begin = std::min(extent, tiles * index / parts * tile);
-  *end = std::min(extent, tiles * (index + 1) / parts * tile);
+  return kernels::plan_split(m, n, mr, nr, threads, [k](int64_t rows, int64_t cols) {
+    return rows * cols * k + kPackCostPerElement * k * (rows + cols);
+  });
 }
 
 // M == 1 with B contiguous along one axis: a GEMV that streams B once and packs nothing.

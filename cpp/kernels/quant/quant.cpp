@@ -14,6 +14,7 @@
 // 128 * colsum(W) is subtracted in the epilogue; all paths (VNNI, AVX2, generic) share that
 // convention, and each equals the reference (plain int8 dot products) exactly.
 #include "kernels/quant/quant.h"
+#include "kernels/work_split.h"
 
 #include <algorithm>
 #include <atomic>
@@ -33,8 +34,10 @@ namespace joule::quant {
 namespace detail {
 namespace {
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+using kernels::ceil_div;
+using kernels::round_up;
+using kernels::split_range;
+using kernels::WorkSplit;
 
 // Below this many multiply-adds one thread does the product (int8 runs ~4x the fp32 rate).
 constexpr int64_t kMinParallelWork = int64_t{1} << 19;
@@ -222,43 +225,12 @@ void qgemm_rectangle(const QGemm& g, const IsaKernels& ks, const Padded& pad, in
   }
 }
 
-struct WorkSplit {
-  int parts_m = 1, parts_n = 1;
-};
-
-// As the fp32 driver: the thread grid minimizing the slowest thread's multiply-adds plus its
-// packing (splitting N repeats A's quantization per band; splitting M shares the packed weights),
-// then the split dimension cut twice as fine for dynamic claiming.
+// Splitting N repeats A's quantization per band; splitting M shares the packed weights.
 WorkSplit plan_split(int64_t m, int64_t n, int64_t k, int mr, int threads) {
-  WorkSplit best;
-  int64_t best_cost = -1;
-  const int64_t m_tiles = ceil_div(m, mr), n_tiles = ceil_div(n, kPanelCols);
-  for (int tm = 1; tm <= threads; ++tm) {
-    if (threads % tm != 0) continue;
-    const int tn = threads / tm;
-    if (tm > m_tiles || tn > n_tiles) continue;
-    const int64_t rows = ceil_div(m_tiles, tm) * mr, cols = ceil_div(n_tiles, tn) * kPanelCols;
-    const int64_t cost = rows * cols * k / 4 + 16 * k * rows;
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best = WorkSplit{tm, tn};
-    }
-  }
-  if (threads > 1) {
-    if (best.parts_n > 1) {
-      best.parts_n = static_cast<int>(std::min<int64_t>(n_tiles, 2 * best.parts_n));
-    } else if (best.parts_m > 1) {
-      best.parts_m = static_cast<int>(std::min<int64_t>(m_tiles, 2 * best.parts_m));
-    }
-  }
-  return best;
+  return kernels::plan_split(m, n, mr, kPanelCols, threads,
+                             [k](int64_t rows, int64_t cols) { return rows * cols * k / 4 + 16 * k * rows; });
 }
 
-inline void split_range(int64_t extent, int64_t tile, int index, int parts, int64_t* begin, int64_t* end) {
-  const int64_t tiles = ceil_div(extent, tile);
-  *begin = std::min(extent, tiles * index / parts * tile);
-  *end = std::min(extent, tiles * (index + 1) / parts * tile);
-}
 
 void validate(const QGemm& g, const char* who) {
   check(g.m >= 0 && g.n >= 0 && g.k >= 0, Code::InvalidArgument, who, ": negative dimension (m=", g.m, ", n=", g.n,
