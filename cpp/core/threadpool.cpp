@@ -1,6 +1,7 @@
 #include "core/threadpool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -79,10 +80,25 @@ class Pool {
     return hw == 0 ? 1 : static_cast<int>(hw);
   }
 
+  // Parallel regions come in bursts (the ops of a layer, the GEMMs of a step). Waking a sleeping
+  // thread costs tens of microseconds, far more on a virtual machine whose idle vCPU the host has
+  // descheduled, so a worker that just finished spins for a while before it sleeps. Measured: a
+  // 4-layer int8 MLP at batch 1 took 0.93 ms on 2 threads with sleeping workers, 0.33 ms on 1.
+  void spin_for_next_job(uint64_t seen) const {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicroseconds);
+    for (int i = 0; generation_.load(std::memory_order_acquire) == seen && !stopping_.load(std::memory_order_relaxed); ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      if ((i & 255) == 255 && std::chrono::steady_clock::now() > until) return;
+    }
+  }
+
   void worker_loop(int index, uint64_t seen) {
     for (;;) {
       const std::function<void(int, int)>* job;
       int workers;
+      spin_for_next_job(seen);
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -125,8 +141,9 @@ class Pool {
   const std::function<void(int, int)>* job_ = nullptr;
   int job_workers_ = 0;
   std::atomic<int> pending_{0};
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
+  static constexpr int kSpinMicroseconds = 300;
   int size_ = 1;
   std::exception_ptr worker_error_;
 };
