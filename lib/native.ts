@@ -45,6 +45,7 @@ export interface BuildInfo {
 
 export interface Native {
   setErrorFactory(factory: (code: string, message: string) => Error): void;
+  isHandle(value: unknown): boolean;
   meta(h: Handle): [number[], DTypeName, string];
   layout(h: Handle): { strides: number[]; offset: number; contiguous: boolean };
   sameStorage(a: Handle, b: Handle): boolean;

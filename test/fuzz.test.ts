@@ -161,9 +161,9 @@ export function runFuzz(seed: number): Summary {
 
   // ---- the raw addon ----
   const H = native as unknown as Record<string, (...a: unknown[]) => unknown>;
-  const nativeSkip = new Set(['TensorHandle', 'setErrorFactory']);
+  const nativeSkip = new Set(['setErrorFactory']);
   const nfns = Object.keys(native).filter((k) => typeof H[k] === 'function' && !nativeSkip.has(k)).sort();
-  const isHandle = (v: unknown) => v instanceof (native as unknown as { TensorHandle: new () => object }).TensorHandle;
+  const isHandle = (v: unknown) => native.isHandle(v);
   let handles: unknown[] = [];
   const refreshHandles = () => {
     for (const h of handles) native.dispose(h as never);

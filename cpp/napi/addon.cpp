@@ -41,6 +41,10 @@ Napi::Value set_error_factory(Info info) {
   });
 }
 
+Napi::Value is_handle(Info info) {
+  return guard(info, [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), TensorHandle::unwrap(arg(info, 0, "value")) != nullptr); });
+}
+
 Napi::Value meta(Info info) {
   return guard(info, [&]() -> Napi::Value {
     const Tensor& t = to_tensor(info, 0, "tensor");
@@ -74,7 +78,7 @@ Napi::Value dispose(Info info) {
   return guard(info, [&]() -> Napi::Value {
     TensorHandle* h = TensorHandle::unwrap(arg(info, 0, "tensor"));
     JOULE_CHECK(h != nullptr, Code::InvalidArgument, "expected a tensor for 'tensor'");
-    h->release();
+    h->release(info.Env());
     return info.Env().Undefined();
   });
 }
@@ -472,7 +476,7 @@ Napi::Value build_info(Info info) {
 
 std::vector<Binding> tensor_bindings() {
   return {
-      {"setErrorFactory", set_error_factory}, {"meta", meta}, {"layout", layout}, {"sameStorage", same_storage},
+      {"setErrorFactory", set_error_factory}, {"isHandle", is_handle}, {"meta", meta}, {"layout", layout}, {"sameStorage", same_storage},
       {"dispose", dispose}, {"fromBuffer", from_buffer}, {"toBuffer", to_buffer}, {"item", item},
       {"full", full}, {"arange", arange}, {"linspace", linspace}, {"eye", eye},
       {"manualSeed", manual_seed}, {"rngState", rng_state}, {"setRngState", set_rng_state},
@@ -494,7 +498,6 @@ std::vector<Binding> tensor_bindings() {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
-  exports.Set("TensorHandle", TensorHandle::define(env));
   for (auto list : {tensor_bindings(), nn_bindings(), quant_bindings(), dist_bindings(), energy_bindings(), attention_bindings()}) {
     for (const auto& [name, fn] : list) exports.Set(name, Napi::Function::New(env, fn, name));
   }

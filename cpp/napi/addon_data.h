@@ -5,7 +5,6 @@
 namespace joule::napi {
 
 struct AddonData {
-  Napi::FunctionReference tensor_class;
   Napi::FunctionReference error_factory;  // (code, message) => JouleError, set by lib/errors.ts
 };
 

@@ -1,27 +1,30 @@
 #include "napi/handle.h"
 
 #include "core/storage.h"
-#include "napi/addon_data.h"
 
 namespace joule::napi {
+namespace {
 
-Napi::Function TensorHandle::define(Napi::Env env) {
-  Napi::Function ctor = DefineClass(env, "TensorHandle", {});
-  addon_data(env).tensor_class = Napi::Persistent(ctor);
-  return ctor;
-}
+// "joulet" "nsr-hndl": marks the externals this addon made as tensor handles.
+constexpr napi_type_tag kTensorTag = {0x6a6f756c65740000ULL, 0x6e73722d686e646cULL};
+
+}  // namespace
 
 Napi::Value TensorHandle::wrap(Napi::Env env, Tensor tensor) {
-  Napi::Object obj = addon_data(env).tensor_class.New({});
-  TensorHandle* h = Napi::ObjectWrap<TensorHandle>::Unwrap(obj);
+  auto* h = new TensorHandle();
   count_tensor(tensor.device(), +1);
-  if (tensor.device().is_cpu()) {
-    // Tell V8 how much memory the object keeps alive, so forgotten tensors get collected.
-    h->external_bytes_ = static_cast<int64_t>(tensor.nbytes());
+  h->tensor_ = std::move(tensor);
+  Napi::External<TensorHandle> ext = Napi::External<TensorHandle>::New(env, h, [](Napi::Env e, TensorHandle* handle) {
+    handle->release(e);
+    delete handle;
+  });
+  NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, ext, &kTensorTag), Napi::Value());
+  if (h->tensor_->device().is_cpu()) {
+    // Tell V8 how much memory the handle keeps alive, so forgotten tensors get collected.
+    h->external_bytes_ = static_cast<int64_t>(h->tensor_->nbytes());
     Napi::MemoryManagement::AdjustExternalMemory(env, h->external_bytes_);
   }
-  h->tensor_ = std::move(tensor);
-  return obj;
+  return ext;
 }
 
 Napi::Value TensorHandle::wrap_all(Napi::Env env, const std::vector<Tensor>& tensors) {
@@ -31,23 +34,18 @@ Napi::Value TensorHandle::wrap_all(Napi::Env env, const std::vector<Tensor>& ten
 }
 
 TensorHandle* TensorHandle::unwrap(Napi::Value value) {
-  if (!value.IsObject()) return nullptr;
-  Napi::Object obj = value.As<Napi::Object>();
-  Napi::Env env = value.Env();
-  if (!obj.InstanceOf(addon_data(env).tensor_class.Value())) return nullptr;
-  return Napi::ObjectWrap<TensorHandle>::Unwrap(obj);
+  if (!value.IsExternal()) return nullptr;
+  bool tagged = false;
+  if (napi_check_object_type_tag(value.Env(), value, &kTensorTag, &tagged) != napi_ok || !tagged) return nullptr;
+  return value.As<Napi::External<TensorHandle>>().Data();
 }
 
-TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info), env_(info.Env()) {}
-
-TensorHandle::~TensorHandle() { release(); }
-
-void TensorHandle::release() {
+void TensorHandle::release(Napi::Env env) {
   if (!tensor_) return;
   count_tensor(tensor_->device(), -1);
   tensor_.reset();
   if (external_bytes_) {
-    Napi::MemoryManagement::AdjustExternalMemory(env_, -external_bytes_);
+    Napi::MemoryManagement::AdjustExternalMemory(env, -external_bytes_);
     external_bytes_ = 0;
   }
 }

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <optional>
 
 #include "core/flops.h"
 #include "kernels/cpu.h"
@@ -47,11 +48,18 @@ void require_not_overlapping(const Tensor& t, const char* op) {
 
 void run_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   flops::add(static_cast<uint64_t>(out.numel()));
-  Tensor ea = expand(a, out.shape), eb = expand(b, out.shape);
+  // Operands already of the output's shape need no broadcast view (the common case, and the
+  // views' allocations are a visible share of a small op's cost).
+  const bool a_fits = a.shape == out.shape, b_fits = b.shape == out.shape;
+  std::optional<Tensor> ea, eb;
+  if (!a_fits) ea = expand(a, out.shape);
+  if (!b_fits) eb = expand(b, out.shape);
+  const Tensor& x = a_fits ? a : *ea;
+  const Tensor& y = b_fits ? b : *eb;
   if (out.device().is_cpu()) {
-    kernels::binary(op, ea, eb, out);
+    kernels::binary(op, x, y, out);
   } else {
-    cuda::binary(op, ea, eb, out);
+    cuda::binary(op, x, y, out);
   }
 }
 
@@ -76,9 +84,12 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   require_same_device(a, b, "binary op");
   Shape shape = broadcast_shapes(a.shape, b.shape);
   DType dt = compute_dtype(op, a.dtype, b.dtype);
-  Tensor ca = cast(a, dt), cb = cast(b, dt);
   Tensor out = empty(shape, is_comparison(op) ? DType::UInt8 : dt, a.device());
-  run_binary(op, ca, cb, out);
+  if (a.dtype == dt && b.dtype == dt) {
+    run_binary(op, a, b, out);
+  } else {
+    run_binary(op, cast(a, dt), cast(b, dt), out);
+  }
   return out;
 }
 
