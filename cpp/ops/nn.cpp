@@ -30,19 +30,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bia
   Shape out_shape(x.shape.begin(), x.shape.end() - 1);
   out_shape.push_back(out_features);
   Tensor y = empty(out_shape, DType::Float32, x.device());
-  gemm::Sgemm g;
-  g.m = rows;
-  g.n = out_features;
-  g.k = in;
-  g.a = x2.data<float>();
-  g.a_rs = x2.strides[0];
-  g.a_cs = x2.strides[1];
-  g.b = w.data<float>();  // B = w^T: B(p, j) = w[j, p]
-  g.b_rs = w.strides[1];
-  g.b_cs = w.strides[0];
-  g.c = y.data<float>();
-  g.c_rs = out_features;
-  g.c_cs = 1;
+  gemm::Sgemm g = sgemm_of(x2, transpose(w, 0, 1), view(y, {rows, out_features}));
   g.bias = bias ? b.data<float>() : nullptr;
   g.activation = activation;
   gemm::sgemm(g);
@@ -114,19 +102,7 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   LinearGrads r;
   if (need_dx) {
     Tensor dx = empty({rows, in}, DType::Float32, dy.device());
-    gemm::Sgemm g;
-    g.m = rows;
-    g.n = in;
-    g.k = out;
-    g.a = dz.data<float>();
-    g.a_rs = dz.strides[0];
-    g.a_cs = dz.strides[1];
-    g.b = w.data<float>();
-    g.b_rs = w.strides[0];
-    g.b_cs = w.strides[1];
-    g.c = dx.data<float>();
-    g.c_rs = in;
-    g.c_cs = 1;
+    gemm::Sgemm g = sgemm_of(dz, w, dx);
     if (rows > 0 && in > 0) {
       if (out == 0) fill(dx, 0);
       else gemm::sgemm(g);
@@ -136,19 +112,7 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   if (need_dw || dw_into) {
     Tensor x2 = rows_of(x, in);
     Tensor dw = dw_into ? *dw_into : empty(w.shape, DType::Float32, dy.device());
-    gemm::Sgemm g;
-    g.m = out;
-    g.n = in;
-    g.k = rows;
-    g.a = dz.data<float>();  // A = dz^T: A(i, p) = dz[p, i]
-    g.a_rs = dz.strides[1];
-    g.a_cs = dz.strides[0];
-    g.b = x2.data<float>();
-    g.b_rs = x2.strides[0];
-    g.b_cs = x2.strides[1];
-    g.c = dw.data<float>();
-    g.c_rs = dw.strides[0];
-    g.c_cs = dw.strides[1];
+    gemm::Sgemm g = sgemm_of(transpose(dz, 0, 1), x2, dw);
     g.beta = dw_into ? 1.f : 0.f;
     if (out > 0 && in > 0) {
       if (rows == 0) {
@@ -436,19 +400,7 @@ void addmm_(const Tensor& c, const Tensor& a, const Tensor& b, double alpha, dou
                 "addmm_: expected a float32 bias of shape [", c.shape[1], "], got ", shape_str(bias->shape));
     bc = contiguous(*bias);
   }
-  gemm::Sgemm g;
-  g.m = c.shape[0];
-  g.n = c.shape[1];
-  g.k = a.shape[1];
-  g.a = a.data<float>();
-  g.a_rs = a.strides[0];
-  g.a_cs = a.strides[1];
-  g.b = b.data<float>();
-  g.b_rs = b.strides[0];
-  g.b_cs = b.strides[1];
-  g.c = c.data<float>();
-  g.c_rs = c.strides[0];
-  g.c_cs = c.strides[1];
+  gemm::Sgemm g = sgemm_of(a, b, c);
   g.alpha = static_cast<float>(alpha);
   g.beta = static_cast<float>(beta);
   g.bias = bias ? bc.data<float>() : nullptr;
