@@ -29,6 +29,8 @@ export type { DType, Device, TypedArray, NestedArray, TensorLike, CreateOptions,
 export { noGrad, enableGrad, isGradEnabled, backward } from './autograd';
 export type { BackwardOptions } from './autograd';
 export * from './ops/index';
+export { setMatmulPrecision, getMatmulPrecision } from './ops/precision';
+export type { MatmulPrecision } from './ops/precision';
 export { setNumThreads, getNumThreads, setIsa, getIsa, buildInfo, cudaAvailable, releaseCachedMemory } from './runtime';
 export type { Isa } from './runtime';
 export * as data from './data/index';

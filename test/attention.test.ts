@@ -207,4 +207,30 @@ describe('attention (fused, tiled online softmax)', () => {
       }
     }
   });
+
+  it('CUDA backward gives the CPU kernel\'s gradients @gpu', function () {
+    if (!jl.cudaAvailable().available) {
+      if (process.env.JOULE_REQUIRE_GPU) assert.fail('JOULE_REQUIRE_GPU is set but no GPU is available');
+      this.skip();
+    }
+    for (const c of CASES) {
+      for (const causal of [false, true]) {
+        jl.tidy(() => {
+          const grads = (device: string) => {
+            const make = (t: number, seed: number) => {
+              const r = new Rng(seed);
+              return jl.tensor(randArray(r, c.B * c.H * t * c.D), { shape: [c.B, c.H, t, c.D] }).to(device).requiresGrad_();
+            };
+            const q = make(c.Tq, 1), k = make(c.Tk, 2), v = make(c.Tk, 3);
+            const w = jl.tensor(randArray(new Rng(4), c.B * c.H * c.Tq * c.D), { shape: [c.B, c.H, c.Tq, c.D] }).to(device);
+            jl.nn.scaledDotProductAttention(q, k, v, { causal }).mul(w).sum().backward();
+            return [q, k, v].map((t) => t.grad!.to('cpu').data());
+          };
+          const cpu = grads('cpu');
+          const gpu = grads('cuda:0');
+          ['dq', 'dk', 'dv'].forEach((name, i) => close(gpu[i], cpu[i], `cuda ${name} ${JSON.stringify(c)} causal=${causal}`, 1e-3));
+        });
+      }
+    }
+  });
 });

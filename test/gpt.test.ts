@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { trainGptMobyDick } from '../lib/cli/train';
 import * as jl from '../lib/index';
 
 const TEXT = 'the whale, the whale! a dead whale or a stove boat. ';
@@ -110,5 +111,20 @@ describe('models.gpt', () => {
       assert.deepEqual(Array.from(xs.subarray(1, 16)), Array.from(ys.subarray(0, 15)));
       assert.equal(new jl.text.TextWindowDataset(ids, 16, { length: 100, seed: 4 }).start(7), ds.start(7));
     });
+  });
+
+  it('joule train anneals the learning rate by the end of the steps or of the time budget, whichever comes first', async function () {
+    this.timeout(60_000);
+    const tiny = { layers: 1, heads: 1, dim: 16, context: 16, batch: 2, lr: 1e-2, minLr: 1e-4, warmup: 2, evalEvery: 1e9, finalEvalTokens: 256, log: () => {} };
+    const bySteps = await trainGptMobyDick({ ...tiny, steps: 12 });
+    assert.equal(bySteps.steps, 12);
+    assert.ok(Math.abs(bySteps.lastLr - 1e-4) < 1e-12, `lr after the last step: ${bySteps.lastLr}`);
+    bySteps.model.dispose();
+    // 0.02 minutes with a million steps planned: the time budget ends the run, and the cosine with it.
+    const byTime = await trainGptMobyDick({ ...tiny, steps: 1_000_000, minutes: 0.02 });
+    assert.ok(byTime.steps > 2 && byTime.steps < 1_000_000, `steps: ${byTime.steps}`);
+    assert.ok(Math.abs(byTime.lastLr - 1e-4) < 1e-12, `lr when the time ran out: ${byTime.lastLr}`);
+    assert.ok(Number.isFinite(byTime.valBpc));
+    byTime.model.dispose();
   });
 });

@@ -195,6 +195,25 @@ describe('optim.clipGradNorm', () => {
     assert.ok(Math.abs(l1 - ga.reduce((s, v) => s + Math.abs(v), 0) / (norm + 1e-6)) < 1e-5);
     jl.dispose([a, b]);
   });
+
+  it('a NaN gradient makes every norm NaN, wherever it sits and on any thread count', () => {
+    const threads = jl.getNumThreads();
+    try {
+      for (const t of [1, 2]) {
+        jl.setNumThreads(t);
+        for (const at of [0, 40000, 69999]) {
+          const g = randArr(70000);
+          g[at] = NaN;
+          const p = jl.nn.Parameter(jl.zeros([70000]));
+          p.grad = jl.tensor(g).keep();
+          for (const norm of [2, 1, 3, Infinity]) assert.ok(Number.isNaN(optim.gradNorm([p], norm)), `p=${norm}, NaN at ${at}, ${t} threads`);
+          jl.dispose([p]);
+        }
+      }
+    } finally {
+      jl.setNumThreads(threads);
+    }
+  });
 });
 
 describe('optim schedulers', () => {

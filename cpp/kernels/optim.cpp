@@ -189,7 +189,8 @@ double total_norm(const std::vector<Tensor>& ts, double p) {
     run_parallel(ws, body);
   }
   double acc = 0;
-  for (double v : partial) acc = inf ? (!(v <= acc) ? v : acc) : acc + v;
+  // The max keeps a NaN from any worker (a NaN acc must not be replaced by a later number).
+  for (double v : partial) acc = inf ? (std::isnan(acc) || v <= acc ? acc : v) : acc + v;
   if (inf) return acc;
   return two ? std::sqrt(acc) : std::pow(acc, 1.0 / p);
 }

@@ -15,5 +15,6 @@ std::vector<Binding> quant_bindings();   // quant_bindings.cpp: int8 quantizatio
 std::vector<Binding> dist_bindings();    // dist_bindings.cpp: store, process groups, collectives
 std::vector<Binding> energy_bindings();  // energy_bindings.cpp: peak, energy meters, FLOP count
 std::vector<Binding> attention_bindings();  // attention_bindings.cpp: fused scaled-dot-product attention
+std::vector<Binding> gemm_bindings();       // gemm_bindings.cpp: the float32 matmul precision
 
 }  // namespace joule::napi

@@ -86,7 +86,6 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
                                   const std::optional<Tensor>& dq_into, const std::optional<Tensor>& dk_into,
                                   const std::optional<Tensor>& dv_into) {
   const char* op = "attention backward";
-  require_cpu(q, op);
   Checked c = check_qkv(q, k, v, causal, scale, op);
   auto& a = c.args;
   for (const Tensor* t : {&dout, &out, &lse}) {
@@ -126,7 +125,11 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
   target(dq_into, q, g.dq, &a.dq, a.dq_s, "the query gradient");
   target(dk_into, k, g.dk, &a.dk, a.dk_s, "the key gradient");
   target(dv_into, v, g.dv, &a.dv, a.dv_s, "the value gradient");
-  kernels::attention_backward(a);
+  if (q.device().is_cuda()) {
+    cuda::attention_backward(a, q.device().index);
+  } else {
+    kernels::attention_backward(a);
+  }
   return g;
 }
 

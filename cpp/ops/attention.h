@@ -18,7 +18,7 @@ std::vector<Tensor> attention_forward(const Tensor& q, const Tensor& k, const Te
 // Gradients of attention_forward given dout (out's shape) and its saved out and lse.
 // dq/dk/dv_into, when given, receive their gradient (overwritten; any strides with a unit-stride
 // head dim) and nothing is returned for them. Returns {dq, dk, dv} (undefined Tensor when written
-// into the given one). CPU.
+// into the given one). CPU and CUDA.
 struct AttentionGrads {
   std::optional<Tensor> dq, dk, dv;
 };

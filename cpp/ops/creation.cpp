@@ -55,7 +55,7 @@ std::pair<uint64_t, uint64_t> reserve(int64_t blocks) {
   return {r.seed, first};
 }
 
-// Fills n values, four per Philox block: emit(i, bits) for each element i.
+// Fills n values, four per Philox block: emit(i, block's 4 words, j) for element i = 4 * block + j.
 template <typename Emit>
 void generate(int64_t n, Emit emit) {
   int64_t blocks = (n + 3) / 4;
@@ -63,9 +63,18 @@ void generate(int64_t n, Emit emit) {
   parallel_for(blocks, 4096, [&](int64_t b, int64_t e) {
     for (int64_t blk = b; blk < e; ++blk) {
       auto r = philox(seed, first + static_cast<uint64_t>(blk));
-      for (int64_t j = 0; j < 4 && blk * 4 + j < n; ++j) emit(blk * 4 + j, r, static_cast<int>(j));
+      for (int64_t j = 0; j < 4 && blk * 4 + j < n; ++j) emit(blk * 4 + j, r.word, static_cast<int>(j));
     }
   });
+}
+
+// The same stream as generate() on the CPU, drawn on the GPU (cuda/nn.cu runs the same Philox).
+Tensor random_on_cuda(cuda::RandomKind kind, const Shape& shape, DType dtype, Device device, double a, double b) {
+  cuda::check_device(device.index);
+  Tensor t = empty(shape, dtype, device);
+  auto [seed, first] = reserve((t.numel() + 3) / 4);
+  cuda::random_fill(kind, t, seed, first, a, b);
+  return t;
 }
 
 }  // namespace
@@ -174,17 +183,19 @@ void set_rng_state(RngState state) {
 }
 
 Tensor rand(const Shape& shape, Device device) {
+  if (device.is_cuda()) return random_on_cuda(cuda::RandomKind::Uniform, shape, DType::Float32, device, 0, 0);
   return on_device(shape, DType::Float32, device, [&](const Tensor& t) {
     float* p = t.data<float>();
-    generate(t.numel(), [&](int64_t i, const std::array<uint32_t, 4>& r, int j) { p[i] = uniform01(r[j]); });
+    generate(t.numel(), [&](int64_t i, const uint32_t* r, int j) { p[i] = uniform01(r[j]); });
   });
 }
 
 Tensor randn(const Shape& shape, Device device) {
+  if (device.is_cuda()) return random_on_cuda(cuda::RandomKind::Normal, shape, DType::Float32, device, 0, 0);
   return on_device(shape, DType::Float32, device, [&](const Tensor& t) {
     float* p = t.data<float>();
     // Box-Muller on the pairs (r0, r1) and (r2, r3) of each block.
-    generate(t.numel(), [&](int64_t i, const std::array<uint32_t, 4>& r, int j) {
+    generate(t.numel(), [&](int64_t i, const uint32_t* r, int j) {
       int pair = j / 2 * 2;
       double u1 = (static_cast<double>(r[pair]) + 1.0) / 4294967296.0;  // (0, 1]: log is finite
       double u2 = static_cast<double>(r[pair + 1]) / 4294967296.0;
@@ -200,9 +211,13 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Device device) {
   JOULE_CHECK(low >= INT32_MIN && high - 1 <= INT32_MAX, Code::InvalidArgument,
         "randint: expected bounds within the int32 range, got ", low, " and ", high);
   uint64_t range = static_cast<uint64_t>(high - low);
+  if (device.is_cuda()) {
+    return random_on_cuda(cuda::RandomKind::Int, shape, DType::Int32, device, static_cast<double>(low),
+                          static_cast<double>(range));
+  }
   return on_device(shape, DType::Int32, device, [&](const Tensor& t) {
     int32_t* p = t.data<int32_t>();
-    generate(t.numel(), [&](int64_t i, const std::array<uint32_t, 4>& r, int j) {
+    generate(t.numel(), [&](int64_t i, const uint32_t* r, int j) {
       p[i] = static_cast<int32_t>(low + static_cast<int64_t>((static_cast<uint64_t>(r[j]) * range) >> 32));
     });
   });
@@ -210,9 +225,10 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, Device device) {
 
 Tensor bernoulli_mask(const Shape& shape, double keep, Device device) {
   JOULE_CHECK(keep >= 0 && keep <= 1, Code::InvalidArgument, "bernoulli: expected a probability in [0, 1], got ", keep);
+  if (device.is_cuda()) return random_on_cuda(cuda::RandomKind::Bernoulli, shape, DType::Float32, device, keep, 0);
   return on_device(shape, DType::Float32, device, [&](const Tensor& t) {
     float* p = t.data<float>();
-    generate(t.numel(), [&](int64_t i, const std::array<uint32_t, 4>& r, int j) {
+    generate(t.numel(), [&](int64_t i, const uint32_t* r, int j) {
       p[i] = static_cast<double>(r[j]) < keep * 4294967296.0 ? 1.f : 0.f;
     });
   });

@@ -141,26 +141,29 @@ void unary_inplace(UnaryOp op, const Tensor& a) {
 }
 
 Tensor clamp(const Tensor& a, double lo, double hi) {
-  require_cpu(a, "clamp");
   JOULE_CHECK(std::isnan(lo) || std::isnan(hi) || lo <= hi, Code::InvalidArgument, "clamp: expected min <= max, got ", lo,
         " and ", hi);
   bool fractional = (!std::isnan(lo) && scalar_dtype(lo) == DType::Float32) ||
                     (!std::isnan(hi) && scalar_dtype(hi) == DType::Float32);
   Tensor ca = fractional ? cast(a, DType::Float32) : a;
   Tensor out = empty(ca.shape, ca.dtype, ca.device());
-  kernels::clamp(ca, lo, hi, out);
+  if (out.device().is_cuda()) cuda::clamp(ca, lo, hi, out); else kernels::clamp(ca, lo, hi, out);
   return out;
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  require_cpu(a, "where");
   require_same_device(cond, a, "where");
   require_same_device(a, b, "where");
   Shape shape = broadcast_shapes(broadcast_shapes(cond.shape, a.shape), b.shape);
   DType dt = promote(a.dtype, b.dtype);
-  Tensor c = cond.dtype == DType::UInt8 ? cond : binary_scalar(BinaryOp::Ne, cond, 0, false);
+  // The CUDA kernel tests cond != 0 for any dtype itself (the same rule as the comparison here).
+  Tensor c = cond.dtype == DType::UInt8 || cond.device().is_cuda() ? cond : binary_scalar(BinaryOp::Ne, cond, 0, false);
   Tensor out = empty(shape, dt, a.device());
-  kernels::where(expand(c, shape), expand(cast(a, dt), shape), expand(cast(b, dt), shape), out);
+  if (out.device().is_cuda()) {
+    cuda::where(expand(c, shape), expand(cast(a, dt), shape), expand(cast(b, dt), shape), out);
+  } else {
+    kernels::where(expand(c, shape), expand(cast(a, dt), shape), expand(cast(b, dt), shape), out);
+  }
   return out;
 }
 
@@ -168,7 +171,9 @@ void fill(const Tensor& t, double value) {
   JOULE_CHECK(!std::isnan(value) || t.dtype == DType::Float32, Code::InvalidArgument,
         "fill: NaN cannot be stored in an integer tensor");
   require_not_overlapping(t, "fill");
-  if (t.device().is_cpu()) kernels::fill(t, value); else cuda::fill(t, static_cast<float>(value));
+  if (t.device().is_cpu()) kernels::fill(t, value);
+  else if (t.dtype == DType::Float32) cuda::fill(t, static_cast<float>(value));
+  else cuda::fill_value(t, value);
 }
 
 }  // namespace joule::ops

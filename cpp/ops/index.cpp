@@ -15,10 +15,15 @@ int64_t checked_index(int32_t i, int64_t size, const char* op) {
   return i < 0 ? i + size : i;
 }
 
+// CUDA indices are checked on the device; the first bad one is read back and reported with the CPU's message.
+void check_indices_on_device(const Tensor& idx, int64_t size, const char* op) {
+  int32_t bad = 0;
+  if (cuda::first_invalid_index(idx, size, &bad) >= 0) checked_index(bad, size, op);
+}
+
 }  // namespace
 
 Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index) {
-  require_cpu(a, "indexSelect");
   require_same_device(a, index, "indexSelect");
   require_index(index, "indexSelect");
   JOULE_CHECK(index.dim() <= 1, Code::ShapeMismatch, "indexSelect: expected a 1-D index, got shape ", shape_str(index.shape));
@@ -26,6 +31,14 @@ Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index) {
   axis = normalize_axis(axis, a.dim(), "indexSelect");
   Tensor idx = contiguous(index);
   int64_t count = idx.numel();
+  if (a.device().is_cuda()) {
+    check_indices_on_device(idx, a.shape[axis], "indexSelect");
+    Shape shape = a.shape;
+    shape[axis] = count;
+    Tensor out = empty(shape, a.dtype, a.device());
+    cuda::index_select(a, axis, idx, out);
+    return out;
+  }
   std::vector<int64_t> rows(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) rows[i] = checked_index(idx.data<int32_t>()[i], a.shape[axis], "indexSelect");
   Shape shape = a.shape;
@@ -38,7 +51,6 @@ Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& a, int64_t axis, const Tensor& index) {
-  require_cpu(a, "gather");
   require_same_device(a, index, "gather");
   require_index(index, "gather");
   JOULE_CHECK(a.dim() > 0 && index.dim() == a.dim(), Code::ShapeMismatch, "gather: expected an index with as many dimensions (",
@@ -50,6 +62,11 @@ Tensor gather(const Tensor& a, int64_t axis, const Tensor& index) {
   }
   Tensor idx = contiguous(index);
   Tensor out = empty(idx.shape, a.dtype, a.device());
+  if (a.device().is_cuda()) {
+    check_indices_on_device(idx, a.shape[axis], "gather");
+    cuda::gather(a, axis, idx, out);
+    return out;
+  }
   int64_t n = idx.numel();
   const int32_t* pi = idx.data<int32_t>();
   const Shape& shape = idx.shape;
@@ -71,7 +88,6 @@ Tensor gather(const Tensor& a, int64_t axis, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& a, int64_t axis, const Tensor& index, const Tensor& src) {
-  require_cpu(a, "scatterAdd");
   require_same_device(a, index, "scatterAdd");
   require_same_device(a, src, "scatterAdd");
   require_index(index, "scatterAdd");
@@ -87,6 +103,11 @@ Tensor scatter_add(const Tensor& a, int64_t axis, const Tensor& index, const Ten
   Tensor out = clone(a);
   Tensor s = cast(src, a.dtype);
   Tensor idx = contiguous(index);
+  if (a.device().is_cuda()) {
+    check_indices_on_device(idx, a.shape[axis], "scatterAdd");
+    cuda::scatter_add(out, axis, idx, s);
+    return out;
+  }
   const int32_t* pi = idx.data<int32_t>();
   const Shape& shape = idx.shape;
   int64_t n = idx.numel();

@@ -1,12 +1,45 @@
+#include <atomic>
+
 #include "kernels/gemm/gemm.h"
+#include "ops/nn.h"
 #include "ops/ops.h"
 #include "ops/util.h"
 
 namespace joule::ops {
 
+namespace {
+std::atomic<MatmulPrecision> g_matmul_precision{MatmulPrecision::Highest};
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision precision) { g_matmul_precision.store(precision); }
+MatmulPrecision matmul_precision() { return g_matmul_precision.load(); }
+
+MatmulPrecision parse_matmul_precision(const std::string& name) {
+  if (name == "highest") return MatmulPrecision::Highest;
+  if (name == "high") return MatmulPrecision::High;
+  if (name == "medium") return MatmulPrecision::Medium;
+  fail(Code::InvalidArgument, "expected a matmul precision 'highest', 'high' or 'medium', got '", name, "'");
+}
+
+const char* matmul_precision_name(MatmulPrecision precision) {
+  switch (precision) {
+    case MatmulPrecision::High: return "high";
+    case MatmulPrecision::Medium: return "medium";
+    case MatmulPrecision::Highest: break;
+  }
+  return "highest";
+}
+
+void sgemm_on(Device device, const gemm::Sgemm& g) {
+  if (device.is_cuda()) {
+    cuda::sgemm(g, device.index, matmul_precision());
+  } else {
+    gemm::sgemm(g);
+  }
+}
+
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   require_same_device(a_in, b_in, "matmul");
-  require_cpu(a_in, "matmul");
   JOULE_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, Code::ShapeMismatch, "matmul: expected tensors of at least 1 dimension, got ",
         shape_str(a_in.shape), " and ", shape_str(b_in.shape));
   JOULE_CHECK(a_in.dtype == DType::Float32 && b_in.dtype == DType::Float32, Code::Dtype,
@@ -46,7 +79,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   g.c_cs = 1;
   int64_t count = shape_numel(batch);
   if (count == 1) {
-    gemm::sgemm(g);
+    sgemm_on(a.device(), g);
   } else if (count > 1) {
     std::vector<int64_t> a_off(count), b_off(count), c_off(count);
     for (int64_t i = 0; i < count; ++i) {
@@ -61,7 +94,11 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
       b_off[i] = bo;
       c_off[i] = i * m * n;
     }
-    gemm::sgemm_batched(g, count, a_off.data(), b_off.data(), c_off.data());
+    if (a.device().is_cuda()) {
+      cuda::sgemm_batched(g, count, a_off.data(), b_off.data(), c_off.data(), a.device().index, matmul_precision());
+    } else {
+      gemm::sgemm_batched(g, count, a_off.data(), b_off.data(), c_off.data());
+    }
   }
   Tensor result = out;
   if (b_in.dim() == 1) result = squeeze(result, {result.dim() - 1});

@@ -10,7 +10,6 @@
 namespace joule::ops {
 
 Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, gemm::Activation activation) {
-  require_cpu(x, "linear");
   require_same_device(x, w, "linear");
   JOULE_CHECK(x.dtype == DType::Float32 && w.dtype == DType::Float32, Code::Dtype, "linear: expected float32 input and weight, got ",
         dtype_name(x.dtype), " and ", dtype_name(w.dtype));
@@ -33,7 +32,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bia
   gemm::Sgemm g = sgemm_of(x2, transpose(w, 0, 1), view(y, {rows, out_features}));
   g.bias = bias ? b.data<float>() : nullptr;
   g.activation = activation;
-  gemm::sgemm(g);
+  sgemm_on(x.device(), g);
   return y;
 }
 
@@ -47,8 +46,9 @@ namespace {
 // The 2-D [rows, cols] view (or copy) of t [..., cols].
 Tensor rows_of(const Tensor& t, int64_t cols) { return reshape(t, {-1, cols}); }
 
-void require_f32_cpu(const Tensor& t, const char* op, const char* what) {
-  require_cpu(t, op);
+// float32 and on the device of `like` (the op's main operand; CPU or CUDA).
+void require_f32_on(const Tensor& t, const Tensor& like, const char* op, const char* what) {
+  require_same_device(like, t, op);
   require_dtype(t, DType::Float32, op, what);
 }
 
@@ -66,9 +66,12 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
                             gemm::Activation activation, bool need_dx, bool need_dw, bool need_db,
                             const std::optional<Tensor>& dw_into, const std::optional<Tensor>& db_into) {
   const char* op = "linear backward";
-  require_f32_cpu(dy, op, "the gradient");
-  require_f32_cpu(x, op, "the input");
-  require_f32_cpu(w, op, "the weight");
+  const Device device = dy.device();
+  // Every operand float32 on the gradient's device (CPU or CUDA).
+  auto require_f32_here = [&](const Tensor& t, const char* what) { require_f32_on(t, dy, op, what); };
+  require_f32_here(dy, "the gradient");
+  require_f32_here(x, "the input");
+  require_f32_here(w, "the weight");
   JOULE_CHECK(w.dim() == 2 && x.dim() >= 1, Code::ShapeMismatch, op, ": expected weight [out, in] and input [..., in]");
   const int64_t in = w.shape[1], out = w.shape[0];
   JOULE_CHECK(x.shape.back() == in, Code::ShapeMismatch, op, ": input has ", x.shape.back(), " features, weight expects ", in);
@@ -77,12 +80,12 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   JOULE_CHECK(dy.shape == y_shape, Code::ShapeMismatch, op, ": expected a gradient of shape ", shape_str(y_shape), ", got ",
         shape_str(dy.shape));
   if (dw_into) {
-    require_f32_cpu(*dw_into, op, "the weight gradient");
+    require_f32_here(*dw_into, "the weight gradient");
     JOULE_CHECK(dw_into->shape == w.shape, Code::ShapeMismatch, op, ": the weight gradient has shape ",
           shape_str(dw_into->shape), ", expected ", shape_str(w.shape));
   }
   if (db_into) {
-    require_f32_cpu(*db_into, op, "the bias gradient");
+    require_f32_here(*db_into, "the bias gradient");
     JOULE_CHECK(db_into->shape == Shape{out}, Code::ShapeMismatch, op, ": the bias gradient has shape ",
           shape_str(db_into->shape), ", expected [", out, "]");
   }
@@ -91,13 +94,18 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   Tensor dz = dy2;
   if (activation != gemm::Activation::None) {
     JOULE_CHECK(saved.has_value(), Code::InvalidArgument, op, ": the activation's saved tensor is missing");
-    require_f32_cpu(*saved, op, "the saved activation");
+    require_f32_here(*saved, "the saved activation");
     JOULE_CHECK(saved->shape == y_shape, Code::ShapeMismatch, op, ": the saved activation has shape ",
           shape_str(saved->shape), ", expected ", shape_str(y_shape));
     Tensor s = contiguous(rows_of(*saved, out));
     dz = empty({rows, out}, DType::Float32, dy.device());
-    kernels::activation_backward(activation, dy2.data<float>(), dy2.strides[0], dy2.strides[1], s.data<float>(),
-                                 dz.data<float>(), rows, out);
+    if (device.is_cuda()) {
+      cuda::activation_backward(activation, dy2.data<float>(), dy2.strides[0], dy2.strides[1], s.data<float>(),
+                                dz.data<float>(), rows, out, device.index);
+    } else {
+      kernels::activation_backward(activation, dy2.data<float>(), dy2.strides[0], dy2.strides[1], s.data<float>(),
+                                   dz.data<float>(), rows, out);
+    }
   }
   LinearGrads r;
   if (need_dx) {
@@ -105,7 +113,7 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
     gemm::Sgemm g = sgemm_of(dz, w, dx);
     if (rows > 0 && in > 0) {
       if (out == 0) fill(dx, 0);
-      else gemm::sgemm(g);
+      else sgemm_on(device, g);
     }
     r.dx = reshape(dx, x.shape);
   }
@@ -118,7 +126,7 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
       if (rows == 0) {
         if (!dw_into) fill(dw, 0);
       } else {
-        gemm::sgemm(g);
+        sgemm_on(device, g);
       }
     }
     if (!dw_into) r.dw = dw;
@@ -126,7 +134,13 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   if (need_db || db_into) {
     Tensor db = db_into ? contiguous(*db_into) : empty({out}, DType::Float32, dy.device());
     JOULE_CHECK(!db_into || db.storage == db_into->storage, Code::InvalidArgument, op, ": the bias gradient must be contiguous");
-    kernels::column_sums(dz.data<float>(), dz.strides[0], dz.strides[1], rows, out, db.data<float>(), db_into.has_value());
+    if (device.is_cuda()) {
+      cuda::column_sums(dz.data<float>(), dz.strides[0], dz.strides[1], rows, out, db.data<float>(),
+                        db_into.has_value(), device.index);
+    } else {
+      kernels::column_sums(dz.data<float>(), dz.strides[0], dz.strides[1], rows, out, db.data<float>(),
+                           db_into.has_value());
+    }
     if (!db_into) r.db = db;
   }
   return r;
@@ -149,7 +163,7 @@ struct CeSetup {
 
 CeSetup ce_setup(const Tensor& logits_in, const Tensor& target_in, double label_smoothing, int64_t ignore_index,
                  const char* op) {
-  require_f32_cpu(logits_in, op, "the logits");
+  require_f32_on(logits_in, logits_in, op, "the logits");
   require_same_device(logits_in, target_in, op);
   JOULE_CHECK(logits_in.dim() >= 2, Code::ShapeMismatch, op, ": expected logits [N, C] or [N, C, d...], got ",
         shape_str(logits_in.shape));
@@ -173,9 +187,16 @@ CeSetup ce_setup(const Tensor& logits_in, const Tensor& target_in, double label_
           shape_str(s.row_shape), " for logits ", shape_str(ls), ", got ", shape_str(target_in.shape));
     s.target = contiguous(target_in);
     const int32_t* t = s.target.data<int32_t>();
-    for (int64_t i = 0, m = n * sp; i < m; ++i) {
-      JOULE_CHECK(t[i] == ignore_index || (t[i] >= 0 && t[i] < c), Code::InvalidArgument, op, ": target ", t[i],
-            " at position ", i, " is out of range for ", c, " classes");
+    if (s.target.device().is_cuda()) {
+      int32_t bad = 0;
+      int64_t at = cuda::first_invalid_target(s.target, c, ignore_index, &bad);
+      JOULE_CHECK(at < 0, Code::InvalidArgument, op, ": target ", bad, " at position ", at, " is out of range for ", c,
+            " classes");
+    } else {
+      for (int64_t i = 0, m = n * sp; i < m; ++i) {
+        JOULE_CHECK(t[i] == ignore_index || (t[i] >= 0 && t[i] < c), Code::InvalidArgument, op, ": target ", t[i],
+              " at position ", i, " is out of range for ", c, " classes");
+      }
     }
     s.args.index_target = t;
   } else if (target_in.dtype == DType::Float32) {
@@ -205,6 +226,18 @@ std::vector<Tensor> cross_entropy(const Tensor& logits, const Tensor& target, do
                                   int64_t ignore_index, Reduction reduction) {
   CeSetup s = ce_setup(logits, target, label_smoothing, ignore_index, "crossEntropy");
   Tensor lse = empty(s.row_shape, DType::Float32, logits.device());
+  if (logits.device().is_cuda()) {  // the total and its mean stay on the device (no synchronization)
+    const int device = logits.device().index;
+    if (reduction == Reduction::None) {
+      Tensor loss = empty(s.row_shape, DType::Float32, logits.device());
+      cuda::cross_entropy_forward(s.args, device, loss.data<float>(), lse.data<float>(), nullptr, false);
+      return {loss, lse};
+    }
+    Tensor loss = empty({}, DType::Float32, logits.device());
+    cuda::cross_entropy_forward(s.args, device, nullptr, lse.data<float>(), loss.data<float>(),
+                                reduction == Reduction::Mean);
+    return {loss, lse};
+  }
   if (reduction == Reduction::None) {
     Tensor loss = empty(s.row_shape, DType::Float32, logits.device());
     kernels::cross_entropy_forward(s.args, loss.data<float>(), lse.data<float>());
@@ -221,11 +254,26 @@ Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Te
                               double label_smoothing, int64_t ignore_index, Reduction reduction) {
   const char* op = "crossEntropy backward";
   CeSetup s = ce_setup(logits, target, label_smoothing, ignore_index, op);
-  require_f32_cpu(grad, op, "the gradient");
-  require_f32_cpu(lse, op, "the saved log-sum-exp");
+  require_f32_on(grad, logits, op, "the gradient");
+  require_f32_on(lse, logits, op, "the saved log-sum-exp");
   JOULE_CHECK(lse.shape == s.row_shape && lse.is_contiguous(), Code::ShapeMismatch, op, ": the saved log-sum-exp has shape ",
         shape_str(lse.shape));
   Tensor out = empty(s.logits.shape, DType::Float32, logits.device());
+  if (logits.device().is_cuda()) {
+    const int device = logits.device().index;
+    if (reduction == Reduction::None) {
+      JOULE_CHECK(grad.shape == s.row_shape, Code::ShapeMismatch, op, ": expected a gradient of shape ",
+            shape_str(s.row_shape), ", got ", shape_str(grad.shape));
+      Tensor g = contiguous(grad);
+      cuda::cross_entropy_backward(s.args, device, lse.data<float>(), g.data<float>(), nullptr, false, out.data<float>());
+    } else {
+      JOULE_CHECK(grad.numel() == 1, Code::ShapeMismatch, op, ": expected a scalar gradient, got ", shape_str(grad.shape));
+      Tensor g = contiguous(grad);
+      cuda::cross_entropy_backward(s.args, device, lse.data<float>(), nullptr, g.data<float>(),
+                                   reduction == Reduction::Mean, out.data<float>());
+    }
+    return out;
+  }
   if (reduction == Reduction::None) {
     JOULE_CHECK(grad.shape == s.row_shape, Code::ShapeMismatch, op, ": expected a gradient of shape ", shape_str(s.row_shape),
           ", got ", shape_str(grad.shape));
@@ -243,14 +291,14 @@ Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logits, const Te
 std::vector<Tensor> layer_norm(const Tensor& x_in, const std::optional<Tensor>& gamma, const std::optional<Tensor>& beta,
                                double eps) {
   const char* op = "layerNorm";
-  require_f32_cpu(x_in, op, "the input");
+  require_f32_on(x_in, x_in, op, "the input");
   JOULE_CHECK(x_in.dim() >= 1, Code::ShapeMismatch, op, ": expected at least one dimension");
   JOULE_CHECK(eps >= 0, Code::InvalidArgument, op, ": expected eps >= 0, got ", eps);
   const int64_t d = x_in.shape.back();
   Tensor g, b;
   for (auto [t, name, out] : {std::tuple{&gamma, "weight", &g}, std::tuple{&beta, "bias", &b}}) {
     if (!*t) continue;
-    require_f32_cpu(**t, op, name);
+    require_f32_on(**t, x_in, op, name);
     JOULE_CHECK((*t)->numel() == d, Code::ShapeMismatch, op, ": expected the ", name, " to have ", d, " elements, got ",
           shape_str((*t)->shape));
     *out = contiguous(**t);
@@ -261,16 +309,25 @@ std::vector<Tensor> layer_norm(const Tensor& x_in, const std::optional<Tensor>& 
   Tensor y = empty(x.shape, DType::Float32, x.device());
   Tensor mean = empty(row_shape, DType::Float32, x.device());
   Tensor rstd = empty(row_shape, DType::Float32, x.device());
-  kernels::layer_norm_forward(x.data<float>(), gamma ? g.data<float>() : nullptr, beta ? b.data<float>() : nullptr, rows,
-                              d, eps, y.data<float>(), mean.data<float>(), rstd.data<float>());
+  if (x.device().is_cuda()) {
+    cuda::layer_norm_forward(x.device().index, x.data<float>(), gamma ? g.data<float>() : nullptr,
+                             beta ? b.data<float>() : nullptr, rows, d, eps, y.data<float>(), mean.data<float>(),
+                             rstd.data<float>());
+  } else {
+    kernels::layer_norm_forward(x.data<float>(), gamma ? g.data<float>() : nullptr, beta ? b.data<float>() : nullptr,
+                                rows, d, eps, y.data<float>(), mean.data<float>(), rstd.data<float>());
+  }
   return {y, mean, rstd};
 }
 
 LayerNormGrads layer_norm_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& mean, const Tensor& rstd,
                                    const std::optional<Tensor>& gamma, bool need_dx, bool need_affine) {
   const char* op = "layerNorm backward";
-  require_f32_cpu(dy_in, op, "the gradient");
-  require_f32_cpu(x_in, op, "the input");
+  require_f32_on(dy_in, x_in, op, "the gradient");
+  require_f32_on(x_in, x_in, op, "the input");
+  require_same_device(x_in, mean, op);
+  require_same_device(x_in, rstd, op);
+  if (gamma) require_same_device(x_in, *gamma, op);
   JOULE_CHECK(dy_in.shape == x_in.shape, Code::ShapeMismatch, op, ": the gradient's shape ", shape_str(dy_in.shape),
         " differs from the input's ", shape_str(x_in.shape));
   const int64_t d = x_in.shape.back();
@@ -295,8 +352,13 @@ LayerNormGrads layer_norm_backward(const Tensor& dy_in, const Tensor& x_in, cons
     dg = r.dgamma->data<float>();
     db = r.dbeta->data<float>();
   }
-  kernels::layer_norm_backward(dy.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(),
-                               gamma ? g.data<float>() : nullptr, rows, d, dx, dg, db, false);
+  if (x.device().is_cuda()) {
+    cuda::layer_norm_backward(x.device().index, dy.data<float>(), x.data<float>(), mean.data<float>(),
+                              rstd.data<float>(), gamma ? g.data<float>() : nullptr, rows, d, dx, dg, db);
+  } else {
+    kernels::layer_norm_backward(dy.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(),
+                                 gamma ? g.data<float>() : nullptr, rows, d, dx, dg, db, false);
+  }
   return r;
 }
 
@@ -311,7 +373,7 @@ void check_param_list(const std::vector<Tensor>& params, const std::vector<Tenso
         other.size());
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor& t = other[i];
-    require_cpu(t, op);
+    require_same_device(params[0], t, op);
     JOULE_CHECK(t.dtype == DType::Float32, Code::Dtype, op, ": ", what, " ", i, " is ", dtype_name(t.dtype), ", expected float32");
     JOULE_CHECK(t.numel() == params[i].numel(), Code::ShapeMismatch, op, ": ", what, " ", i, " has shape ", shape_str(t.shape),
           ", its parameter ", shape_str(params[i].shape));
@@ -338,7 +400,8 @@ void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grad
   h.weight_decay = weight_decay;
   h.nesterov = nesterov;
   h.maximize = maximize;
-  kernels::sgd_step(params, grads, bufs, init, h);
+  if (!params.empty() && params[0].device().is_cuda()) cuda::sgd_step(params, grads, bufs, init, h);
+  else kernels::sgd_step(params, grads, bufs, init, h);
 }
 
 void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& exp_avg,
@@ -365,23 +428,28 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
   h.decoupled = decoupled;
   h.amsgrad = amsgrad;
   h.maximize = maximize;
-  kernels::adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, h);
+  if (!params.empty() && params[0].device().is_cuda()) {
+    cuda::adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, h);
+  } else {
+    kernels::adam_step(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, h);
+  }
 }
 
 double total_norm(const std::vector<Tensor>& tensors, double p) {
   JOULE_CHECK(p > 0, Code::InvalidArgument, "gradNorm: expected a norm type > 0 (or Infinity), got ", p);
   check_param_list(tensors, tensors, "gradNorm", "tensors", false);
+  if (!tensors.empty() && tensors[0].device().is_cuda()) return cuda::total_norm(tensors, p);
   return kernels::total_norm(tensors, p);
 }
 
 void scale_inplace(const std::vector<Tensor>& tensors, double factor) {
   check_param_list(tensors, tensors, "scaleInplace", "tensors", false);
-  kernels::scale_inplace(tensors, factor);
+  if (!tensors.empty() && tensors[0].device().is_cuda()) cuda::scale_inplace(tensors, factor);
+  else kernels::scale_inplace(tensors, factor);
 }
 
 void addmm_(const Tensor& c, const Tensor& a, const Tensor& b, double alpha, double beta,
             const std::optional<Tensor>& bias, gemm::Activation activation) {
-  require_cpu(c, "addmm_");
   require_same_device(c, a, "addmm_");
   require_same_device(c, b, "addmm_");
   JOULE_CHECK(a.dtype == DType::Float32 && b.dtype == DType::Float32 && c.dtype == DType::Float32, Code::Dtype,
@@ -405,7 +473,7 @@ void addmm_(const Tensor& c, const Tensor& a, const Tensor& b, double alpha, dou
   g.beta = static_cast<float>(beta);
   g.bias = bias ? bc.data<float>() : nullptr;
   g.activation = activation;
-  gemm::sgemm(g);
+  sgemm_on(c.device(), g);
 }
 
 }  // namespace joule::ops

@@ -9,6 +9,9 @@
 
 namespace joule::ops {
 
+// The fp32 GEMM on `device` (its operands' device): CUDA at matmul_precision(), or the CPU GEMM.
+void sgemm_on(Device device, const gemm::Sgemm& g);
+
 // y = act(x @ w^T + bias): x [..., in], w [out, in] (PyTorch's layout), bias [out] or none.
 // One GEMM with the bias and activation in its epilogue.
 Tensor linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& bias, gemm::Activation activation);

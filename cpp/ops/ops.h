@@ -19,6 +19,7 @@ enum class ReduceOp { Sum, Mean, Max, Min, Prod, ArgMax, ArgMin };
 BinaryOp parse_binary(const std::string& name);
 UnaryOp parse_unary(const std::string& name);
 ReduceOp parse_reduce(const std::string& name);
+const char* reduce_name(ReduceOp op);  // "sum", "argmax", ...
 bool is_comparison(BinaryOp op);
 
 // ---- creation ----
@@ -81,6 +82,15 @@ Tensor log_softmax(const Tensor& a, int64_t axis);
 // ---- linear algebra ----
 // NumPy matmul semantics: 1-D operands are promoted and squeezed, batch dimensions broadcast.
 Tensor matmul(const Tensor& a, const Tensor& b);
+
+// The process-wide precision of float32 GEMMs on CUDA (torch.set_float32_matmul_precision):
+// Highest = exact fp32 (the default), High = TF32 tensor cores, Medium = BF16 tensor cores, all
+// accumulating in fp32. The CPU GEMM is always exact fp32: there the setting has no effect.
+enum class MatmulPrecision { Highest, High, Medium };
+void set_matmul_precision(MatmulPrecision precision);
+MatmulPrecision matmul_precision();
+MatmulPrecision parse_matmul_precision(const std::string& name);  // 'highest' | 'high' | 'medium', else INVALID_ARGUMENT
+const char* matmul_precision_name(MatmulPrecision precision);
 
 // ---- indexing (int32 indices; out of range is INVALID_ARGUMENT) ----
 Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index);

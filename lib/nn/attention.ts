@@ -27,7 +27,7 @@ function attentionArgs(options: AttentionOptions): { causal: boolean; scale: num
 /**
  * softmax(q kᵀ · scale [causal mask]) v for q [B, H, Tq, D], k and v [B, H, Tk, D], as one fused
  * native kernel (tiled, online softmax; the backward recomputes the probabilities from the saved
- * per-row log-sum-exp). Returns [B, H, Tq, D]. CPU forward and backward; CUDA forward.
+ * per-row log-sum-exp). Returns [B, H, Tq, D]. Forward and backward on the CPU and on CUDA.
  */
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, options: AttentionOptions = {}): Tensor {
   const q = checkTensor(query, 'query');

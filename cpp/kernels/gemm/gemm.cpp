@@ -54,8 +54,6 @@ constexpr int64_t kMinParallelGemvWork = int64_t{1} << 18;
 // Estimated cost of packing one element, in multiply-add units, for choosing the thread grid.
 constexpr int64_t kPackCostPerElement = 8;
 
-std::atomic<const IsaKernels*> g_kernel_override{nullptr};
-
 inline float activate(float v, Activation activation) {
   switch (activation) {
     case Activation::Relu:
@@ -110,7 +108,6 @@ Workspace& thread_workspace() {
 }
 
 const IsaKernels& select_kernels() {
-  if (const IsaKernels* forced = g_kernel_override.load(std::memory_order_acquire)) return *forced;
   const Isa isa = active_isa();
   if (isa == Isa::Avx512) {
     if (const IsaKernels* k = avx512_kernels()) return *k;
@@ -383,12 +380,6 @@ void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs,
   }
 }
 
-void sgemm_with_max_threads(const Sgemm& args, int max_threads) {
-  validate(args, "sgemm");
-  flops::add(static_cast<uint64_t>(2 * args.m * args.n * args.k));
-  sgemm_with_threads(args, std::max(1, std::min(max_threads, num_threads())));
-}
-
 void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst) {
   for (int r = 0; r < rows; ++r) {
     const float* row = src + r * stride;
@@ -398,8 +389,6 @@ void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t 
     for (int r = rows; r < width; ++r) dst[p * width + r] = 0.0f;
   }
 }
-
-void set_kernel_override(const IsaKernels* kernels) { g_kernel_override.store(kernels, std::memory_order_release); }
 
 }  // namespace detail
 

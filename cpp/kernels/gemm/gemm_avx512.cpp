@@ -1,8 +1,8 @@
-// AVX-512 kernels (F/BW/VL/DQ + FMA): zmm micro-kernels, a 32-register ymm micro-kernel, GEMV and
-// the vectorized epilogue. The library is built without -march flags, so this file enables the
-// ISA itself for its kernels only; the driver calls them only when joule::active_isa() is Avx512.
+// AVX-512 kernels (F/BW/VL/DQ + FMA): the zmm micro-kernel, GEMV and the vectorized epilogue.
+// The library is built without -march flags, so this file enables the ISA itself for its kernels
+// only; the driver calls them only when joule::active_isa() is Avx512.
 //
-// Kernel choice: see the measurements in the comment above kAvx512Variants.
+// Kernel choice: see the measurements in the comment above kAvx512.
 #include <cstdint>
 
 #include "kernels/gemm/internal.h"
@@ -61,13 +61,13 @@ struct Zmm {
 
 namespace {
 
-// Candidate micro-kernels; index 0 is what Isa::Avx512 uses. The others stay compiled for the
-// development benchmark (avx512_kernel_variant) and are covered by the correctness checker.
+// The micro-kernel: 6 rows x 64 columns (4 zmm) of accumulators, A micro-panel in L1, the packed
+// B block streaming from L2 with a prefetch 8 steps ahead.
 //
-// Measured on the development VM: 2 vCPUs reporting Intel family 6 model 106 (Ice Lake-SP), not
-// the Zen 4 the project brief describes. Other jobs shared the VM, so numbers are best-of rounds.
-// - FMA throughput probe (12 independent chains, inline asm), one core: ymm 84-110 GFLOP/s,
-//   zmm 132-178 GFLOP/s. This CPU has two 512-bit FMA units: zmm wins by ~1.6x.
+// How it was chosen (development VM: 2 vCPUs reporting Intel family 6 model 106, Ice Lake-SP, not
+// the Zen 4 the project brief describes; other jobs shared the VM, so numbers are best-of rounds):
+// - FMA throughput probe (12 independent chains), one core: ymm 84-110 GFLOP/s, zmm 132-178.
+//   This CPU has two 512-bit FMA units: zmm wins by ~1.6x.
 // - Full sgemm, 1 thread, GFLOP/s at 512^3 / 1024^3 / 256x1024x1024 / 2048^3:
 //     zmm 6x64, A panel in L1, B block from L2 (KC 320, NC 640)  127-143 / 119-135 / 122-128 / 131-136
 //     zmm 8x48, same loop order (KC 256, NC 768)                 128-138 / 120-125 / 102-105 / 100-132
@@ -76,30 +76,17 @@ namespace {
 //   numpy/OpenBLAS in the same runs: 512^3 ~91, 1024^3 ~88-117, 256x1024x1024 ~79-93.
 // - The 6x64 micro-kernel alone (A panel in L1, 320x640 B block in L2): 137 GFLOP/s with B
 //   prefetched 8 steps ahead, 129 without, while the FMA probe read 147 (93%).
-// On Zen 4 (zmm FMAs double-pumped: same FLOP rate as ymm) the 6x64 zmm kernel gives up no FMA
-// rate and needs a third of the loads per flop of a 6x16 ymm kernel, so it should remain the
-// right choice there; JOULE_ISA=avx2 selects the pure AVX2 6x16 kernel for comparison.
-const IsaKernels kAvx512Variants[] = {
-    {"avx512-zmm-6x64-pf8", 6, 64, micro_kernel<Zmm, 6, 4, 8>, 320, 120, 640, LoopOrder::RowPanelOuter,
-     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512-zmm-6x64", 6, 64, micro_kernel<Zmm, 6, 4>, 320, 120, 640, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
-     gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512-zmm-8x48", 8, 48, micro_kernel<Zmm, 8, 3>, 256, 128, 768, LoopOrder::RowPanelOuter, gemv_rows<Zmm>,
-     gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512-zmm-14x32", 14, 32, micro_kernel<Zmm, 14, 2>, 192, 112, 2048, LoopOrder::ColumnPanelOuter,
-     gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>, pack_transposed_simd},
-    {"avx512vl-ymm-14x16", 14, 16, micro_kernel<Ymm, 14, 2>, 256, 140, 768, LoopOrder::RowPanelOuter,
-     gemv_rows<Ymm>, gemv_cols<Ymm>, merge_row<Ymm>, pack_transposed_simd},
-};
+// The losing variants were removed once measured (git history has them). On Zen 4 (zmm FMAs
+// double-pumped: same FLOP rate as ymm) the 6x64 zmm kernel gives up no FMA rate and needs a
+// third of the loads per flop of a 6x16 ymm kernel, so it should remain the right choice there;
+// JOULE_ISA=avx2 selects the pure AVX2 6x16 kernel for comparison.
+const IsaKernels kAvx512 = {"avx512-zmm-6x64-pf8", 6, 64, micro_kernel<Zmm, 6, 4, 8>, 320, 120, 640,
+                            LoopOrder::RowPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>,
+                            pack_transposed_simd};
 
 }  // namespace
 
-const IsaKernels* avx512_kernels() { return &kAvx512Variants[0]; }
-
-const IsaKernels* avx512_kernel_variant(int index) {
-  constexpr int count = static_cast<int>(sizeof(kAvx512Variants) / sizeof(kAvx512Variants[0]));
-  return index >= 0 && index < count ? &kAvx512Variants[index] : nullptr;
-}
+const IsaKernels* avx512_kernels() { return &kAvx512; }
 
 }  // namespace joule::gemm::detail
 
@@ -110,7 +97,6 @@ const IsaKernels* avx512_kernel_variant(int index) {
 
 namespace joule::gemm::detail {
 const IsaKernels* avx512_kernels() { return nullptr; }
-const IsaKernels* avx512_kernel_variant(int) { return nullptr; }
 }  // namespace joule::gemm::detail
 
 #endif

@@ -63,22 +63,12 @@ struct IsaKernels {
 const IsaKernels* generic_kernels();
 const IsaKernels* avx2_kernels();
 const IsaKernels* avx512_kernels();
-// Development hook: the AVX-512 file's alternative kernels by index (null past the end), used by
-// the benchmark that picked the default. Not used by the library itself.
-const IsaKernels* avx512_kernel_variant(int index);
 
 // The scalar merge every ISA uses for edge tiles and for C with a non-unit column stride.
 void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs, int64_t c_cs, int64_t rows,
                        int64_t cols, const TileEpilogue& ep);
 
-// sgemm() on at most max_threads pool threads (sgemm itself uses num_threads()). For tests and
-// benchmarks that compare thread counts without resizing the pool.
-void sgemm_with_max_threads(const Sgemm& args, int max_threads);
-
 // The plain C++ transposed packing (generic kernels; tails of the SIMD ones).
 void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
-
-// Development hook: force a kernel table for the next sgemm calls (null restores the ISA default).
-void set_kernel_override(const IsaKernels* kernels);
 
 }  // namespace joule::gemm::detail
