@@ -50,7 +50,7 @@ export interface GptTrainResult {
 
 /** Trains a character-level GPT on Moby-Dick through the Trainer; returns the model and the numbers. */
 export async function trainGptMobyDick(options: GptTrainOptions = {}): Promise<GptTrainResult> {
-  const o = { layers: 4, heads: 4, dim: 128, context: 128, batch: 32, steps: 2000, minutes: Infinity, lr: 3e-3, minLr: 3e-4, warmup: 100,
+  const o = { layers: 4, heads: 4, dim: 128, context: 128, batch: 32, steps: 2000, minutes: Infinity, lr: 5e-3, minLr: 1e-4, warmup: 100,
     weightDecay: 0.1, dropout: 0, clip: 1, seed: 0, evalEvery: 200, evalTokens: 16384, ...options };
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const worldSize = Number(process.env.WORLD_SIZE ?? 1);
@@ -163,7 +163,7 @@ const FLAGS: Record<string, keyof GptTrainOptions> = {
 
 export const TRAIN_USAGE = `usage: joule train --model gpt --data moby-dick [options]
   --layers N (4) --heads N (4) --dim N (128) --context N (128) --batch N (32)
-  --steps N (2000) --minutes M (no limit) --lr X (3e-3) --min-lr X (3e-4) --warmup N (100)
+  --steps N (2000) --minutes M (no limit) --lr X (5e-3) --min-lr X (1e-4) --warmup N (100)
   --weight-decay X (0.1) --dropout X (0) --clip X (1) --seed N (0)
   --eval-every N (200) --eval-tokens N (16384) --out FILE (checkpoint, .safetensors)
 `;
