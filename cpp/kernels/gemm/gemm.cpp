@@ -124,6 +124,30 @@ void zero_unused_lanes(float* panel, int64_t kc, int used, int width) {
   for (int64_t p = 0; p < kc; ++p) std::memset(panel + p * width + used, 0, sizeof(float) * (width - used));
 }
 
+// dst[p * width .. p * width + count) = src[p * stride ..] for p < kc: the packing of an operand
+// whose micro-panel values are already contiguous (column-major A, row-major B). For a full panel
+// the copy has a compile-time size, so it becomes a few vector moves rather than a memcpy call per
+// step: with N = 128 (a weight gradient dW = dY^T X of a small layer) there are few multiply-adds
+// per packed step, and the calls were a visible part of the product's time.
+template <int W>
+void copy_steps_fixed(float* dst, const float* src, int64_t stride, int64_t kc) {
+  for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * W, src + p * stride, sizeof(float) * W);
+}
+
+void copy_steps(float* dst, int width, const float* src, int64_t stride, int count, int64_t kc) {
+  if (count == width) {
+    switch (width) {
+      case 4: return copy_steps_fixed<4>(dst, src, stride, kc);
+      case 6: return copy_steps_fixed<6>(dst, src, stride, kc);
+      case 8: return copy_steps_fixed<8>(dst, src, stride, kc);
+      case 16: return copy_steps_fixed<16>(dst, src, stride, kc);
+      case 64: return copy_steps_fixed<64>(dst, src, stride, kc);
+      default: break;
+    }
+  }
+  for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * width, src + p * stride, sizeof(float) * count);
+}
+
 // Packs rows [i0, i0 + mc) x columns [p0, p0 + kc) of A into MR-row micro-panels: panel q holds,
 // for each p in order, the MR values A(i0 + q*MR + r, p0 + p); rows past mc are zero.
 void pack_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
@@ -132,7 +156,7 @@ void pack_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int64_
     const float* src = g.a + (i0 + ib) * g.a_rs + p0 * g.a_cs;
     if (g.a_rs == 1) {
       // Column-major A (TN, TT): each step's MR values are already contiguous.
-      for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * mr, src + p * g.a_cs, sizeof(float) * rows);
+      copy_steps(dst, mr, src, g.a_cs, rows, kc);
       zero_unused_lanes(dst, kc, rows, mr);
     } else if (g.a_cs == 1) {
       // Row-major A (NN, NT): a transpose, in 8x8 register blocks in the SIMD files; zero-pads itself.
@@ -154,7 +178,7 @@ void pack_b(const Sgemm& g, const IsaKernels& ks, int64_t p0, int64_t kc, int64_
     const float* src = g.b + p0 * g.b_rs + (j0 + jb) * g.b_cs;
     if (g.b_cs == 1) {
       // Row-major B (NN, TN): a straight copy of NR floats per step.
-      for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * nr, src + p * g.b_rs, sizeof(float) * cols);
+      copy_steps(dst, nr, src, g.b_rs, cols, kc);
       zero_unused_lanes(dst, kc, cols, nr);
     } else if (g.b_rs == 1) {
       // B = W^T of a row-major W (NT, TT): a transpose, like row-major A.
