@@ -1,7 +1,8 @@
 // GPT training and generation throughput beside the same model in PyTorch, in one run:
 // 4 layers, 4 heads, dim 128, context 128, batch 32, vocabulary 80 (Moby-Dick's characters),
 // 2 threads. Training: tokens/s of full AdamW steps (forward, backward, clip, step).
-// Generation: tokens/s for 128 tokens at batch 1, greedy, with the KV cache and without.
+// Generation: tokens/s for 128 tokens at batch 1, greedy, with the KV cache and without; and
+// Joule's int8 (quant.quantize, dynamic activations) against its fp32, with the KV cache.
 // PyTorch: Debian's /usr/bin/python3 with python3-torch and the OpenMP OpenBLAS (bench/torch_gpt.py).
 import { spawnSync } from 'child_process';
 import * as path from 'path';
@@ -16,26 +17,33 @@ const THREADS = 2;
 const REPS = Number(process.env.JOULE_BENCH_REPS ?? 3);
 const MIN_SECONDS = Number(process.env.JOULE_BENCH_MIN_SECONDS ?? 1);
 
-function seconds(fn: () => void): number {
-  fn();
-  const samples: number[] = [];
+/** Median seconds per call of each fn, measured in interleaved rounds (so drift hits all alike). */
+function secondsEach(fns: (() => void)[]): number[] {
+  fns.forEach((fn) => fn());
+  const samples: number[][] = fns.map(() => []);
   for (let r = 0; r < REPS; r++) {
-    let n = 0;
-    const t0 = performance.now();
-    do {
-      fn();
-      n++;
-    } while (performance.now() - t0 < MIN_SECONDS * 1000);
-    samples.push((performance.now() - t0) / 1000 / n);
+    fns.forEach((fn, i) => {
+      let n = 0;
+      const t0 = performance.now();
+      do {
+        fn();
+        n++;
+      } while (performance.now() - t0 < MIN_SECONDS * 1000);
+      samples[i].push((performance.now() - t0) / 1000 / n);
+    });
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return samples.map((xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
 }
+
+const seconds = (fn: () => void): number => secondsEach([fn])[0];
 
 export interface GptBenchResult {
   trainTokensPerSec: number;
   genCachedTokensPerSec: number;
   genNaiveTokensPerSec: number;
+  /** Joule only: the same generation with the model quantized to int8 (W8A8), and its fp32 in the same rounds. */
+  genInt8TokensPerSec?: number;
+  genFp32TokensPerSec?: number;
 }
 
 export function measureJoule(): GptBenchResult {
@@ -55,10 +63,16 @@ export function measureJoule(): GptBenchResult {
   model.eval();
   const cachedS = seconds(() => model.generate([1], { maxTokens: GEN_TOKENS, temperature: 0 }));
   const naiveS = seconds(() => model.generate([1], { maxTokens: GEN_TOKENS, temperature: 0, cache: false }));
+  const int8 = jl.quant.quantize(model, { mode: 'dynamic' }) as unknown as jl.models.GPT;
+  const [fp32S, int8S] = secondsEach([model, int8].map((m) => () => m.generate([1], { maxTokens: GEN_TOKENS, temperature: 0 })));
   x.dispose();
   y.dispose();
+  int8.dispose();
   model.dispose();
-  return { trainTokensPerSec: (BATCH * CFG.context) / trainS, genCachedTokensPerSec: GEN_TOKENS / cachedS, genNaiveTokensPerSec: GEN_TOKENS / naiveS };
+  return {
+    trainTokensPerSec: (BATCH * CFG.context) / trainS, genCachedTokensPerSec: GEN_TOKENS / cachedS, genNaiveTokensPerSec: GEN_TOKENS / naiveS,
+    genInt8TokensPerSec: GEN_TOKENS / int8S, genFp32TokensPerSec: GEN_TOKENS / fp32S,
+  };
 }
 
 function measureTorch(): (GptBenchResult & { torch: string }) | { error: string } {
@@ -86,6 +100,11 @@ export async function run(): Promise<void> {
   rows.push(['generation tokens/s, KV cache vs torch KV cache', j.genCachedTokensPerSec, tv?.genCachedTokensPerSec ?? 'n/a', ratio(j.genCachedTokensPerSec, tv?.genCachedTokensPerSec), '>= 1.0x']);
   rows.push(['generation tokens/s, no cache (both naive)', j.genNaiveTokensPerSec, tv?.genNaiveTokensPerSec ?? 'n/a', ratio(j.genNaiveTokensPerSec, tv?.genNaiveTokensPerSec), '']);
   console.log(table(['measure', 'joule', 'pytorch', 'ratio', 'target'], rows));
+  console.log(`\nJoule int8 (W8A8, dynamic activation scales) against fp32, generation with the KV cache, interleaved rounds:`);
+  console.log(table(['model', 'tokens/s', 'vs fp32', 'target'], [
+    ['fp32', j.genFp32TokensPerSec!, '1.00x', ''],
+    ['int8', j.genInt8TokensPerSec!, ratio(j.genInt8TokensPerSec!, j.genFp32TokensPerSec), '>= 1.5x'],
+  ]));
   if ('error' in t) console.log(`PyTorch unavailable: ${t.error} (install: apt-get install -y python3-torch libopenblas0-openmp)`);
   else console.log(`pytorch ${t.torch}; load after: ${machine().split('load ')[1]}`);
 }

@@ -43,6 +43,47 @@ export interface BuildInfo {
   };
 }
 
+/** An opaque reference to a decoder built by decoderCreate. */
+export interface DecoderHandle {
+  readonly __decoder: unique symbol;
+}
+
+export interface DecoderNormSpec {
+  weight: Handle | null;
+  bias: Handle | null;
+  eps: number;
+}
+
+/** A float32 Linear ({weight, bias}) or an int8 one ({packed, colSums, wScale, bias, inputScale, outlierThreshold}). */
+export interface DecoderLinearSpec {
+  weight?: Handle;
+  packed?: Handle;
+  colSums?: Handle;
+  wScale?: Handle;
+  bias: Handle | null;
+  inputScale?: number;
+  outlierThreshold?: number;
+}
+
+export interface DecoderSpec {
+  heads: number;
+  causal: boolean;
+  tokenEmbedding: Handle;
+  positionEmbedding: Handle;
+  finalNorm: DecoderNormSpec;
+  lmHead: DecoderLinearSpec;
+  layers: {
+    ln1: DecoderNormSpec;
+    ln2: DecoderNormSpec;
+    qkv: DecoderLinearSpec;
+    proj: DecoderLinearSpec;
+    fc1: DecoderLinearSpec;
+    fc2: DecoderLinearSpec;
+    cacheK: Handle;
+    cacheV: Handle;
+  }[];
+}
+
 export interface Native {
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   isHandle(value: unknown): boolean;
@@ -149,6 +190,12 @@ export interface Native {
     dqInto: Handle | null, dkInto: Handle | null, dvInto: Handle | null): (Handle | null)[];
   /** Appends the new positions of qkv [B, T, 3C] to the caches [B, H, cap, D] at `length` and attends: [B, T, C]. */
   attentionQkvCached(qkv: Handle, cacheK: Handle, cacheV: Handle, length: number, heads: number, causal: boolean, scale: number | null): Handle;
+
+  // the composed GPT decoder step (cpp/napi/decoder_bindings.cpp)
+  decoderCreate(spec: DecoderSpec): DecoderHandle;
+  /** ids int32 [B, T] at positions [start, start + T) -> logits of the last position [B, vocab]. */
+  decoderStep(decoder: DecoderHandle, ids: Handle, start: number): Handle;
+  decoderRelease(decoder: DecoderHandle): void;
 
   memory(): DeviceMemory[];
   releaseCachedMemory(): void;

@@ -1,5 +1,8 @@
 // The fused attention kernel against a naive float64 reference that forms the whole score
-// matrix: values, log-sum-exp and gradients, causal and not, odd sizes, every ISA.
+// matrix: values, log-sum-exp and gradients, causal and not, odd sizes, every ISA. The forward
+// has two paths: the decode path (few query rows, K and V read in place) and the tiled kernel;
+// both are checked against the reference and against each other on extreme values, and the
+// KV-cache op (attentionQkvCached) against recomputing the whole sequence.
 import * as assert from 'node:assert/strict';
 
 import * as jl from '../lib/index';
@@ -91,6 +94,49 @@ function isas(): jl.Isa[] {
   return out;
 }
 
+/**
+ * A [B, H, T, D] tensor with the values of `a` (contiguous [B, H, T, D]) as a strided view: stored
+ * [B, T, H, D + 3] with NaN in the 3 padding floats of every row, narrowed to D and permuted. A
+ * kernel that reads past a row's D floats gets NaN.
+ */
+function stridedView(a: Float32Array, B: number, H: number, T: number, D: number): jl.Tensor {
+  const P = D + 3;
+  const s = new Float32Array(B * T * H * P).fill(NaN);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) {
+        for (let d = 0; d < D; d++) s[((b * T + t) * H + h) * P + d] = a[((b * H + h) * T + t) * D + d];
+      }
+    }
+  }
+  return jl.tensor(s, { shape: [B, T, H, P] }).narrow(3, 0, D).permute([0, 2, 1, 3]);
+}
+
+/** out and lse of the fused forward (native, no autograd). */
+function forward(q: jl.Tensor, k: jl.Tensor, v: jl.Tensor, causal: boolean, scale: number | null = null) {
+  const [ho, hl] = native.attentionForward(q.handle, k.handle, v.handle, causal, scale);
+  const out = new jl.Tensor(ho);
+  const lse = new jl.Tensor(hl);
+  return { out: out.data() as Float32Array, lse: lse.data() as Float32Array };
+}
+
+/** Elementwise agreement where NaN must meet NaN and an infinity the same infinity. */
+function same(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, tol = 2e-4): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(e) || !Number.isFinite(e)) {
+      assert.ok(Object.is(a, e), `${what}: element ${i} is ${a}, expected ${e}`);
+    } else {
+      assert.ok(Math.abs(a - e) / (1 + Math.abs(e)) <= tol, `${what}: element ${i} is ${a}, expected ${e}`);
+    }
+  }
+}
+
+/** Query rows up to which the forward takes the decode path (kDecodeMaxTq in attention_impl.h). */
+const DECODE_MAX_TQ = 8;
+
 const CASES: Case[] = [
   { B: 1, H: 1, Tq: 1, Tk: 1, D: 8 },
   { B: 2, H: 3, Tq: 7, Tk: 7, D: 17 },
@@ -137,6 +183,202 @@ describe('attention (fused, tiled online softmax)', () => {
         }
       });
     }
+  }
+
+  for (const isa of isas()) {
+    it(`${isa}: decode path (Tq 1 and 2) over Tk 1..300 and D 1..256, causal and not, strided views, matches the reference`, () => {
+      jl.setIsa(isa);
+      const rng = new Rng(21);
+      const [B, H] = [1, 2];
+      // D: below, at and above one vector of each ISA (4, 8 and 16 lanes), with and without a tail;
+      // Tk: one key, partial 4-key groups, more than one 128-key block.
+      for (const D of [1, 5, 16, 17, 32, 33, 64, 256]) {
+        for (const Tk of [1, 2, 17, 33, 130, 300]) {
+          for (const Tq of [1, 2]) {
+            const c = { B, H, Tq, Tk, D };
+            const qa = randArray(rng, B * H * Tq * D);
+            const ka = randArray(rng, B * H * Tk * D);
+            const va = randArray(rng, B * H * Tk * D);
+            const ga = new Float32Array(B * H * Tq * D);
+            const scale = D === 17 ? 0.3 : 1 / Math.sqrt(D);
+            for (const causal of [false, true]) {
+              const ref = reference(c, qa, ka, va, ga, causal, scale);
+              jl.tidy(() => {
+                const q = stridedView(qa, B, H, Tq, D);
+                const k = stridedView(ka, B, H, Tk, D);
+                const v = stridedView(va, B, H, Tk, D);
+                const r = forward(q, k, v, causal, D === 17 ? scale : null);
+                const where = `${isa} ${JSON.stringify(c)} causal=${causal}`;
+                close(r.out, ref.out, `out ${where}`);
+                close(r.lse, ref.lse, `lse ${where}`);
+              });
+            }
+          }
+        }
+      }
+    });
+
+    it(`${isa}: decode path and tiled kernel agree on huge scores, NaN and inf`, () => {
+      jl.setIsa(isa);
+      const rng = new Rng(5);
+      // One query row through the decode path (Tq = 1) and the same row as the last of a batch of
+      // 40 (the tiled kernel): causal or not, the last row sees every key.
+      const [Tk, D, big] = [300, 33, 40];
+      const base = {
+        q: randArray(rng, big * D),
+        k: randArray(rng, Tk * D),
+        v: randArray(rng, Tk * D),
+      };
+      const row = (big - 1) * D;
+      const sign = (d: number) => (base.q[row + d] < 0 ? -1 : 1);
+      type Inputs = { q: Float32Array; k: Float32Array; v: Float32Array };
+      const scenarios: [string, (x: Inputs) => void, (out: Float32Array, lse: Float32Array, x: Inputs) => void][] = [
+        ['key 5 scores ~ +1e30, key 200 ~ -1e30: all weight on key 5', (x) => {
+          for (let d = 0; d < D; d++) {
+            x.k[5 * D + d] = 3e29 * sign(d);
+            x.k[200 * D + d] = -3e29 * sign(d);
+          }
+        }, (out, lse, x) => {
+          same(out, x.v.subarray(5 * D, 6 * D), 'out = v[5]', 1e-6);
+          assert.ok(lse[0] > 1e29 && Number.isFinite(lse[0]), `lse ${lse[0]}`);
+        }],
+        ['NaN in q: every score NaN, the row sees no key', (x) => {
+          x.q[row + 3] = NaN;
+        }, (out, lse) => {
+          assert.ok(out.every((o) => o === 0), 'out 0');
+          assert.equal(lse[0], -Infinity);
+        }],
+        ['NaN in one key: NaN row', (x) => {
+          x.k[7 * D + 4] = NaN;
+        }, (out, lse) => {
+          assert.ok(out.every((o) => Number.isNaN(o)), 'out NaN');
+          assert.ok(Number.isNaN(lse[0]));
+        }],
+        ['NaN in every key of the first 128-key block: that block is skipped', (x) => {
+          for (let j = 0; j < 128; j++) x.k[j * D + (j % D)] = NaN;
+        }, (out, lse) => {
+          assert.ok(out.every((o) => Number.isFinite(o)), 'out finite');
+          assert.ok(Number.isFinite(lse[0]));
+        }],
+        ['a score overflowing to +inf: NaN row', (x) => {
+          for (let d = 0; d < D; d++) x.k[9 * D + d] = 3e38 * sign(d);
+        }, (out) => {
+          assert.ok(out.every((o) => Number.isNaN(o)), 'out NaN');
+        }],
+        ['inf in the value of a key of weight 0: 0 * inf = NaN in that column', (x) => {
+          for (let d = 0; d < D; d++) x.k[11 * D + d] = -3e29 * sign(d);
+          x.v[11 * D + 2] = Infinity;
+        }, (out) => {
+          out.forEach((o, d) => assert.ok(d === 2 ? Number.isNaN(o) : Number.isFinite(o), `out[${d}] = ${o}`));
+        }],
+      ];
+      for (const [name, setup, expect] of scenarios) {
+        const x = { q: base.q.slice(), k: base.k.slice(), v: base.v.slice() };
+        setup(x);
+        for (const causal of [false, true]) {
+          jl.tidy(() => {
+            const k = jl.tensor(x.k, { shape: [1, 1, Tk, D] });
+            const v = jl.tensor(x.v, { shape: [1, 1, Tk, D] });
+            const qBig = jl.tensor(x.q, { shape: [1, 1, big, D] });
+            const q1 = jl.tensor(x.q.slice(row), { shape: [1, 1, 1, D] });
+            assert.ok(big > DECODE_MAX_TQ);
+            const tiled = forward(qBig, k, v, causal);
+            const decode = forward(q1, k, v, causal);
+            const where = `${isa} ${name} causal=${causal}`;
+            same(decode.out, tiled.out.subarray(row), `out ${where}`);
+            same(decode.lse, tiled.lse.subarray(big - 1), `lse ${where}`);
+            expect(decode.out, decode.lse, x);
+          });
+        }
+      }
+    });
+
+    it(`${isa}: decode path for every Tq it takes, against the tiled kernel (Tq = ${DECODE_MAX_TQ} vs the same rows in a batch)`, () => {
+      jl.setIsa(isa);
+      const rng = new Rng(9);
+      for (const [Tk, D] of [[5, 17], [150, 32], [300, 64]]) {
+        const big = 24;
+        const qa = randArray(rng, big * D);
+        const ka = randArray(rng, Tk * D);
+        const va = randArray(rng, Tk * D);
+        for (const causal of [false, true]) {
+          jl.tidy(() => {
+            const k = jl.tensor(ka, { shape: [1, 1, Tk, D] });
+            const v = jl.tensor(va, { shape: [1, 1, Tk, D] });
+            // The last DECODE_MAX_TQ rows of the batch: causal alignment is at the end in both.
+            const n = DECODE_MAX_TQ;
+            const tiled = forward(jl.tensor(qa, { shape: [1, 1, big, D] }), k, v, causal);
+            const decode = forward(jl.tensor(qa.slice((big - n) * D), { shape: [1, 1, n, D] }), k, v, causal);
+            const where = `${isa} Tk=${Tk} D=${D} causal=${causal}`;
+            same(decode.out, tiled.out.subarray((big - n) * D), `out ${where}`);
+            same(decode.lse, tiled.lse.subarray(big - n), `lse ${where}`);
+          });
+        }
+      }
+    });
+
+    it(`${isa}: attentionQkvCached (prefill, then 1-3 positions a step) equals recomputing the whole sequence`, () => {
+      jl.setIsa(isa);
+      const rng = new Rng(13);
+      // [B, H, D, total positions, cache layout]: 'plain' = createLayerCache's [B, H, capacity, D];
+      // 'strided' = [B, capacity, H, D] permuted (unit-stride rows, other strides); 'columns' =
+      // [B, H, D, capacity] transposed (head dim not unit-stride: the general copy path).
+      const configs: [number, number, number, number, string][] = [
+        [2, 3, 1, 20, 'plain'],
+        [1, 4, 5, 30, 'strided'],
+        [2, 2, 17, 40, 'strided'],
+        [1, 4, 32, 140, 'plain'],
+        [1, 1, 33, 45, 'columns'],
+        [1, 2, 64, 35, 'plain'],
+      ];
+      for (const [B, H, D, total, layout] of configs) {
+        const C = H * D;
+        const cap = total + 3;
+        const xa = randArray(rng, B * total * 3 * C);
+        jl.tidy(() => jl.noGrad(() => {
+          const x = jl.tensor(xa, { shape: [B, total, 3 * C] });
+          const full = jl.nn.selfAttentionQkv(x, H, { causal: true }).data();
+          const x5 = x.reshape([B, total, 3, H, D]);
+          const [qAll, kAll, vAll] = [0, 1, 2].map((i) => x5.select(2, i).transpose(1, 2));
+          const makeCache = (): jl.nn.LayerKVCache => {
+            const store = () => {
+              if (layout === 'plain') return jl.zeros([B, H, cap, D]);
+              if (layout === 'strided') return jl.zeros([B, cap, H, D]).permute([0, 2, 1, 3]);
+              return jl.zeros([B, H, D, cap]).transpose(2, 3);
+            };
+            return { k: store(), v: store(), length: 0, capacity: cap };
+          };
+          const cache = makeCache();
+          const open = makeCache();  // the same steps without the causal mask
+          const steps = [13];
+          while (steps.reduce((a, b) => a + b, 0) < total) steps.push(1 + (steps.length % 3));
+          let pos = 0;
+          for (const step of steps) {
+            const n = Math.min(step, total - pos);
+            const where = `${isa} B=${B} H=${H} D=${D} ${layout} positions ${pos}..${pos + n - 1}`;
+            const xs = x.narrow(1, pos, n);  // a strided view when B > 1
+            const y = jl.nn.selfAttentionQkv(xs, H, { causal: true }, cache).data();
+            const want = full.subarray(pos * C, (pos + n) * C);
+            if (B === 1) {
+              close(y, want, where);
+            } else {
+              for (let b = 0; b < B; b++) {
+                close(y.subarray(b * n * C, (b + 1) * n * C), full.subarray((b * total + pos) * C, (b * total + pos + n) * C), `${where} b=${b}`);
+              }
+            }
+            // Without the mask every new query sees every key up to pos + n.
+            const yo = jl.nn.selfAttentionQkv(xs, H, { causal: false }, open).data();
+            const ref = jl.nn.scaledDotProductAttention(qAll.narrow(2, pos, n), kAll.narrow(2, 0, pos + n), vAll.narrow(2, 0, pos + n))
+              .transpose(1, 2).reshape([B, n, C]).data();
+            close(yo, ref, `${where} causal=false`);
+            pos += n;
+          }
+          assert.equal(cache.length, total);
+          close(cache.k.narrow(2, 0, total).data(), kAll.data(), `${isa} ${layout} cached keys`, 0);
+          close(cache.v.narrow(2, 0, total).data(), vAll.data(), `${isa} ${layout} cached values`, 0);
+        }));
+      }
+    });
   }
 
   it('takes strided q, k, v (permuted views) and the fused-qkv form agrees with the separate one', () => {

@@ -146,6 +146,33 @@ describe('GEMM', function () {
     });
   }
 
+  it('the GELU epilogue is right across the whole range, far negative included (GEMV and tiles, every ISA)', () => {
+    // C = x * 1, so the epilogue sees exactly x. Below about -12.7 the erfc factor underflows:
+    // the result is -0 there, and the kernel must not go through subnormal intermediates.
+    const xs = [-1e4, -200, -40, -13.5, -13, -12.8, -12.7, -12, -9, -5, -1, -1e-3, 0, 1e-3, 1, 5, 12, 40, 1e4, NaN];
+    for (const isa of ISAS) {
+      jl.setIsa(isa);
+      jl.tidy(() => {
+        for (const rows of [1, xs.length]) {
+          // rows 1: one value per column (the GEMV path); else one value per row (tiles).
+          const a = rows === 1 ? jl.ones([1, 1]) : jl.tensor(Float32Array.from(xs), { shape: [rows, 1] });
+          const b = rows === 1 ? jl.tensor(Float32Array.from(xs), { shape: [1, xs.length] }) : jl.ones([1, 17]);
+          const c = jl.zeros([rows, rows === 1 ? xs.length : 17]);
+          jl.addmm_(c, a, b, { beta: 0, activation: 'gelu' });
+          const got = c.data();
+          const width = c.shape[1];
+          for (let i = 0; i < got.length; i++) {
+            const x = rows === 1 ? xs[i] : xs[Math.floor(i / width)];
+            const e = gelu(Math.fround(x));
+            const where = `${isa} rows=${rows} gelu(${x}) = ${got[i]}, expected ${e}`;
+            if (Number.isNaN(x)) assert.ok(Number.isNaN(got[i]), where);
+            else assert.ok(Math.abs(got[i] - e) <= 1e-6 * (1 + Math.abs(e)), where);
+          }
+        }
+      });
+    }
+  });
+
   it('gives the same results on 1 and 2 threads', () => {
     jl.tidy(() => {
       for (const [m, n, k] of [[1, 1024, 257], [64, 1000, 300], [300, 257, 129], [1000, 10, 784]]) {

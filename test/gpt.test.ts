@@ -47,6 +47,71 @@ describe('models.gpt', () => {
     model.dispose();
   });
 
+  it('the composed decoder step gives the modules\' logits (fp32 and int8), falls back for other modules, and checks its input', () => {
+    jl.manualSeed(2);
+    const tok = new jl.models.CharTokenizer(TEXT);
+    const model = jl.models.gpt({ vocabSize: tok.vocabSize, context: 40, layers: 3, heads: 3, dim: 24 }, { tokenizer: tok });
+    jl.noGrad(() => model.parameters().forEach((p) => p.mul_(6)));
+    const int8 = jl.quant.quantize(model, { mode: 'dynamic' }) as unknown as jl.models.GPT;
+    const before = jl.memory().tensors;
+    const parts = (m: jl.models.GPT) => ({ tokenEmbedding: m.wte.weight, positionEmbedding: m.wpe.weight, blocks: m.blocks.children(), finalNorm: m.lnF });
+    for (const m of [model, int8]) {
+      const ids = Array.from(tok.encode('a dead whale or a stove'));
+      const viaModules = m.createCache(1);
+      const viaDecoder = m.createCache(1);
+      const decoder = jl.models.Decoder.tryCreate(parts(m), viaDecoder)!;
+      assert.ok(decoder, 'the decoder takes Linear and QuantizedLinear blocks');
+      jl.tidy(() => {
+        // A prefill of 9 positions, then single positions, as generation does.
+        const steps = [ids.slice(0, 9), ...ids.slice(9).map((id) => [id])];
+        let start = 0;
+        for (const window of steps) {
+          const t = jl.tensor(Int32Array.from(window), { shape: [1, window.length], dtype: 'int32' });
+          const expected = m.forwardCached(t, viaModules).data();
+          const got = decoder.step(t, start).data();
+          start += window.length;
+          let worst = 0;
+          for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i] - expected[i]) / (1 + Math.abs(expected[i])));
+          assert.ok(worst < 1e-5, `logits at ${start}: max relative difference ${worst}`);
+        }
+        // The caches were written alike.
+        const k1 = viaModules[2].k.data();
+        const k2 = viaDecoder[2].k.data();
+        for (let i = 0; i < k1.length; i++) assert.ok(Math.abs(k1[i] - k2[i]) <= 1e-5 * (1 + Math.abs(k1[i])));
+        // Positions past the context, ids of the wrong dtype and out-of-range ids are errors.
+        assert.throws(() => decoder.step(jl.tensor(Int32Array.from([1]), { shape: [1, 1], dtype: 'int32' }), 40), (e: jl.JouleError) => e.code === 'INVALID_ARGUMENT' && /context/.test(e.message));
+        assert.throws(() => decoder.step(jl.zeros([1, 1]), 0), (e: jl.JouleError) => e.code === 'INVALID_ARGUMENT' && /int32 token ids/.test(e.message));
+        assert.throws(() => decoder.step(jl.tensor(Int32Array.from([999]), { shape: [1, 1], dtype: 'int32' }), 0), (e: jl.JouleError) => e.code === 'INVALID_ARGUMENT');
+      });
+      decoder.release();
+      assert.throws(() => jl.tidy(() => decoder.step(jl.zeros([1, 1]), 0)), /released/);
+      for (const c of [...viaModules, ...viaDecoder]) {
+        c.k.dispose();
+        c.v.dispose();
+      }
+      // Generation through the decoder and through the modules agree token for token.
+      const fused = m.generate('the wh', { maxTokens: 50, temperature: 0 });
+      const modules = m.generate('the wh', { maxTokens: 50, temperature: 0, fused: false });
+      assert.deepEqual(fused.tokens, modules.tokens);
+    }
+    // A block the decoder does not implement (a subclass may change forward) runs through the modules.
+    class ScaledBlock extends jl.nn.TransformerBlock {}
+    const caches = model.createCache(1);
+    const custom = { ...parts(model), blocks: [new ScaledBlock(24, 3), ...model.blocks.children().slice(1)] };
+    assert.equal(jl.models.Decoder.tryCreate(custom, caches), null);
+    custom.blocks[0].dispose();
+    // A description that does not fit is refused with the part named.
+    const bad = model.createCache(2);
+    assert.throws(() => jl.models.Decoder.tryCreate(parts(model), bad.slice(0, 2).concat(caches.slice(2))), (e: jl.JouleError) => e.code === 'SHAPE_MISMATCH' && /layer 2 caches/.test(e.message));
+    for (const c of [...caches, ...bad]) {
+      c.k.dispose();
+      c.v.dispose();
+    }
+    assert.equal(jl.memory().tensors, before, 'no tensor leaks');
+    int8.dispose();
+    model.dispose();
+  });
+
   it('a tiny GPT overfits a short text to near-zero loss', () => {
     jl.manualSeed(0);
     const tok = new jl.models.CharTokenizer(TEXT);

@@ -71,9 +71,14 @@ size_t round_capacity(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+// Read once: sysconf(_SC_PHYS_PAGES) is a sysinfo() system call, and small allocations (every
+// op's output) came here for each tensor.
 size_t physical_memory() {
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : SIZE_MAX;
+  static const size_t bytes = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : SIZE_MAX;
+  }();
+  return bytes;
 }
 
 void* cpu_alloc(size_t bytes) {

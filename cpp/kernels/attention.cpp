@@ -22,7 +22,7 @@ namespace attention_generic {
 
 namespace attention_detail {
 void forward_generic(const AttentionArgs& a, int64_t begin, int64_t end) {
-  attention_generic::run_heads<attention_generic::ForwardFn>(a, begin, end);
+  attention_generic::forward_heads(a, begin, end);
 }
 void backward_generic(const AttentionArgs& a, int64_t begin, int64_t end) {
   attention_generic::run_heads<attention_generic::BackwardFn>(a, begin, end);
@@ -43,12 +43,23 @@ Entry pick(bool backward) {
   return backward ? backward_generic : forward_generic;
 }
 
+// The fewest multiply-adds per task worth a pool wake-up (the GEMM's kMinParallelWork, scaled
+// to the decode path's speed: 2^17 is ~5 us on one core). A decode step (Tq = 1, H = 4, D = 32:
+// 64 * Tk multiply-adds per head) runs on the calling thread alone up to Tk = 512, with two heads
+// per task from Tk = 1024 on. Measured, 2 threads, helpers still spinning from the previous call:
+// Tk = 128 4.0 us split per head vs 4.8 on one thread, Tk = 1024 11.7 vs 18.4 us. A sleeping pool
+// adds a futex wake and the helper's scheduling delay, which a task this size amortizes.
+constexpr int64_t kMinTaskWork = int64_t{1} << 17;
+
 void run(const AttentionArgs& a, bool backward) {
   const int64_t heads = a.B * a.H;
   if (heads == 0) return;
   Entry fn = pick(backward);
-  // One (b, h) pair per task at least: each owns its rows of the outputs (and, backward, its dK/dV).
-  parallel_for(heads, 1, [&](int64_t begin, int64_t end) { fn(a, begin, end); });
+  // Whole (b, h) pairs per task: each owns its rows of the outputs (and, backward, its dK/dV).
+  // Multiply-adds per head: q.k and p.v (backward: also dp, dq, dk, dv), causal counted in full.
+  const int64_t per_head = std::max<int64_t>(1, a.Tq * a.Tk * a.D * (backward ? 5 : 2));
+  const int64_t grain = std::max<int64_t>(1, kMinTaskWork / per_head);
+  parallel_for(heads, grain, [&](int64_t begin, int64_t end) { fn(a, begin, end); });
 }
 
 }  // namespace

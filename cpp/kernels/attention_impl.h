@@ -12,6 +12,13 @@
 // That is O(T * D) scratch per (b, h): never a T x T matrix.
 //
 // Per-ISA notes: scores use two key vectors x R rows = 8 independent FMA chains.
+//
+// Decode (forward with Tq <= kDecodeMaxTq, the KV-cache step: one new query over the whole cache):
+// transposing and re-padding K and V for every call cost ~100x the arithmetic (a heap allocation
+// and an O(Tk * D) copy per head, for Tq * Tk * D multiply-adds), so decode_head reads the K and V
+// rows where they are, with the vector lanes over the head dim: q . k_j for four keys at a time
+// folded by one 4 x 4 transposed sum, p . v accumulated in registers. Same 128-key blocks and the
+// same online-softmax steps as forward_head, so masking, empty rows and NaN behave identically.
 
 #ifndef JOULE_ATTN_VW
 #error "define JOULE_ATTN_VW before including attention_impl.h"
@@ -119,6 +126,22 @@ static inline void mask_block(float (*out)[kBlock], int64_t i0, int64_t kb, int6
   (void)i0;
 }
 
+// dst[d * ld + j] = src[j * ss + d] for j < n, d < D. By 16 keys (one cache line of dst) at a
+// time: a plain loop over j stores with a stride of ld floats, 4 KiB for Tk = 1024, so every
+// store of a column maps to the same L1 set and misses (measured: 2/3 of forward_head's time at
+// Tq = 8, Tk = 1024, D = 32).
+static inline void transpose_rows(const float* src, int64_t ss, int64_t n, int64_t D, float* dst, int64_t ld) {
+  constexpr int64_t kJ = 16;
+  for (int64_t j0 = 0; j0 < n; j0 += kJ) {
+    const int64_t jn = std::min<int64_t>(kJ, n - j0);
+    const float* s0 = src + j0 * ss;
+    for (int64_t d = 0; d < D; ++d) {
+      float* row = dst + d * ld + j0;
+      for (int64_t j = 0; j < jn; ++j) row[j] = s0[j * ss + d];
+    }
+  }
+}
+
 template <int NV>
 void forward_head(const AttentionArgs& a, int64_t bh, Scratch& s) {
   const int64_t D = a.D, Tq = a.Tq, Tk = a.Tk;
@@ -128,11 +151,8 @@ void forward_head(const AttentionArgs& a, int64_t bh, Scratch& s) {
   const Head hd = head_of(a, bh);
   s.kt.assign(static_cast<size_t>(D * Tkp), 0.f);
   s.vp.assign(static_cast<size_t>(Tkp * Dp), 0.f);
-  for (int64_t j = 0; j < Tk; ++j) {
-    const float* kr = hd.k + j * hd.ks;
-    for (int64_t d = 0; d < D; ++d) s.kt[d * Tkp + j] = kr[d];
-    std::memcpy(&s.vp[j * Dp], hd.v + j * hd.vs, sizeof(float) * D);
-  }
+  transpose_rows(hd.k, hd.ks, Tk, D, s.kt.data(), Tkp);
+  for (int64_t j = 0; j < Tk; ++j) std::memcpy(&s.vp[j * Dp], hd.v + j * hd.vs, sizeof(float) * D);
   const int64_t b = bh / a.H, h = bh % a.H;
   float* obase = a.o + b * a.o_s[0] + h * a.o_s[1];
   float* lse = a.lse + bh * Tq;
@@ -223,15 +243,9 @@ void backward_head(const AttentionArgs& a, int64_t bh, Scratch& s) {
   s.kp.assign(static_cast<size_t>(Tkp * Dp), 0.f);
   s.dk.assign(static_cast<size_t>(Tkp * Dp), 0.f);
   s.dv.assign(static_cast<size_t>(Tkp * Dp), 0.f);
-  for (int64_t j = 0; j < Tk; ++j) {
-    const float* kr = hd.k + j * hd.ks;
-    const float* vr = hd.v + j * hd.vs;
-    for (int64_t d = 0; d < D; ++d) {
-      s.kt[d * Tkp + j] = kr[d];
-      s.vt[d * Tkp + j] = vr[d];
-    }
-    std::memcpy(&s.kp[j * Dp], kr, sizeof(float) * D);
-  }
+  transpose_rows(hd.k, hd.ks, Tk, D, s.kt.data(), Tkp);
+  transpose_rows(hd.v, hd.vs, Tk, D, s.vt.data(), Tkp);
+  for (int64_t j = 0; j < Tk; ++j) std::memcpy(&s.kp[j * Dp], hd.k + j * hd.ks, sizeof(float) * D);
   const float* obase = a.o + b * a.o_s[0] + h * a.o_s[1];
   const float* dobase = a.dout + b * a.do_s[0] + h * a.do_s[1];
   float* dqbase = a.dq + b * a.dq_s[0] + h * a.dq_s[1];
@@ -315,6 +329,255 @@ void backward_head(const AttentionArgs& a, int64_t bh, Scratch& s) {
   }
 }
 
+// ---- Decode path ----------------------------------------------------------------------------
+
+// Query rows up to which the forward takes decode_head (rows are independent there, so any Tq
+// is correct). Measured on 1 thread, B = 1, H = 4, causal, D = 32 and 64, Tk = 64..1024, all three
+// ISAs: decode is faster (1.1-8x) up to Tq = 8 everywhere; at Tq = 16 the tiled kernel, whose 4
+// rows share each key load, starts winning (Tk = 1024, AVX-512) and it wins clearly by Tq = 64.
+constexpr int64_t kDecodeMaxTq = 8;
+
+typedef float v4f __attribute__((vector_size(16)));
+
+// __builtin_shufflevector: GCC 12+ and clang; older compilers take the scalar folds below.
+#if !defined(JOULE_ATTN_SHUFFLE) && !defined(JOULE_ATTN_NO_SHUFFLE) && \
+    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12))
+#define JOULE_ATTN_SHUFFLE 1
+#endif
+
+// The 4 lanes of x summed pairwise from the VW lanes (lane i of the result: x[i] + x[i + 4] + ...).
+static inline v4f fold4(vf x) {
+#if JOULE_ATTN_VW == 4
+  return x;
+#elif defined(JOULE_ATTN_SHUFFLE) && JOULE_ATTN_VW == 8
+  return __builtin_shufflevector(x, x, 0, 1, 2, 3) + __builtin_shufflevector(x, x, 4, 5, 6, 7);
+#elif defined(JOULE_ATTN_SHUFFLE) && JOULE_ATTN_VW == 16
+  typedef float v8f __attribute__((vector_size(32)));
+  const v8f h = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
+                __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+  return __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+#else
+  v4f r = {};
+  for (int i = 0; i < VW; ++i) r[i % 4] += x[i];
+  return r;
+#endif
+}
+
+// {sum(a0), sum(a1), sum(a2), sum(a3)}: four horizontal sums for the price of about one.
+static inline v4f sum4(vf a0, vf a1, vf a2, vf a3) {
+  const v4f b0 = fold4(a0), b1 = fold4(a1), b2 = fold4(a2), b3 = fold4(a3);
+#ifdef JOULE_ATTN_SHUFFLE
+  const v4f u = __builtin_shufflevector(b0, b1, 0, 1, 4, 5) + __builtin_shufflevector(b0, b1, 2, 3, 6, 7);
+  const v4f w = __builtin_shufflevector(b2, b3, 0, 1, 4, 5) + __builtin_shufflevector(b2, b3, 2, 3, 6, 7);
+  return __builtin_shufflevector(u, w, 0, 2, 4, 6) + __builtin_shufflevector(u, w, 1, 3, 5, 7);
+#else
+  return v4f{(b0[0] + b0[2]) + (b0[1] + b0[3]), (b1[0] + b1[2]) + (b1[1] + b1[3]), (b2[0] + b2[2]) + (b2[1] + b2[3]),
+             (b3[0] + b3[2]) + (b3[1] + b3[3])};
+#endif
+}
+
+static inline float sum1(vf a) {
+  const v4f b = fold4(a);
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+// One online-softmax step on a block of n scores, exactly as forward_head does it for a row: pads
+// the block to whole vectors with -inf, turns the scores into p = exp(s - m_new) in place (all 0
+// while no key of the row has had a score above -inf: masked, -inf or NaN) and updates the running
+// max m (NaN scores never win it) and sum l. Returns the factor the accumulator must be scaled by.
+static inline float softmax_block(float* sc, int64_t n, float& m, float& l) {
+  const int64_t width = round_up(n, VW);
+  for (int64_t j = n; j < width; ++j) sc[j] = kNegInf;
+  vf mv = splat(kNegInf);
+  for (int64_t j = 0; j < width; j += VW) {
+    const vf x = ld(sc + j);
+    mv = x > mv ? x : mv;
+  }
+  const float mnew = std::max(m, hmax(mv));
+  if (mnew == kNegInf) {
+    for (int64_t j = 0; j < width; j += VW) st(sc + j, vf{});
+    return 1.f;
+  }
+  vf sum = vf{};
+  const vf mn = splat(mnew);
+  for (int64_t j = 0; j < width; j += VW) {
+    const vf p = vexp(ld(sc + j) - mn);
+    st(sc + j, p);
+    sum += p;
+  }
+  const float alpha = m == kNegInf ? 0.f : std::exp(m - mnew);
+  l = l * alpha + hsum(sum);
+  m = mnew;
+  return alpha;
+}
+
+// Writes a finished row: out = acc / l and lse = m + log l, or zeros and -inf for a row that saw no key.
+static inline bool empty_row(float l, float* orow, int64_t D, float* lse) {
+  if (l != 0.f) return false;
+  std::memset(orow, 0, sizeof(float) * D);
+  *lse = kNegInf;
+  return true;
+}
+
+// One query row over keys [0, kend), D >= VW. NF = D / VW whole vectors (0: a run-time count);
+// the D % VW trailing floats are handled as the last whole vector of the row, [D - VW, D), which
+// overlaps the one before it: its score products are masked to the trailing lanes (an overlapped
+// lane could hold inf, and 0 * inf is NaN), and its output is stored before the whole vectors,
+// which overwrite the overlapped lanes. Nothing outside a row's D floats is read or written.
+template <int NF>
+void decode_row(const AttentionArgs& a, const Head& hd, const float* qr, int64_t kend, float* orow, float* lse) {
+  const int64_t D = a.D;
+  const int nf = NF > 0 ? NF : static_cast<int>(D / VW);
+  const int tail = static_cast<int>(D - static_cast<int64_t>(nf) * VW);
+  const int64_t tb = D - VW;  // start of the trailing vector
+  vi tmask;
+  for (int i = 0; i < VW; ++i) tmask[i] = i >= VW - tail ? -1 : 0;
+  const vf qt = ld(qr + tb);
+  // Up to four vectors, two sets of accumulators (even and odd keys): twice the FMA chains.
+  constexpr int kNF = NF > 0 ? NF : kMaxNv;
+  constexpr bool kPair = NF > 0 && NF <= 4;
+  vf acc[kNF], acc2[kPair ? kNF : 1];
+  for (int u = 0; u < nf; ++u) acc[u] = vf{};
+  if constexpr (kPair)
+    for (int u = 0; u < nf; ++u) acc2[u] = vf{};
+  vf acct = vf{}, acct2 = vf{};
+  float m = kNegInf, l = 0.f;
+  alignas(64) float sc[kBlock];
+  const int64_t ks = hd.ks, vs = hd.vs;
+  for (int64_t kb = 0; kb < kend; kb += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, kend - kb);
+    const float* kr = hd.k + kb * ks;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4, kr += 4 * ks) {
+      vf s0 = vf{}, s1 = vf{}, s2 = vf{}, s3 = vf{};
+      for (int u = 0; u < nf; ++u) {
+        const vf q = ld(qr + u * VW);
+        s0 += q * ld(kr + u * VW);
+        s1 += q * ld(kr + ks + u * VW);
+        s2 += q * ld(kr + 2 * ks + u * VW);
+        s3 += q * ld(kr + 3 * ks + u * VW);
+      }
+      if (tail) {
+        s0 += tmask ? qt * ld(kr + tb) : vf{};
+        s1 += tmask ? qt * ld(kr + ks + tb) : vf{};
+        s2 += tmask ? qt * ld(kr + 2 * ks + tb) : vf{};
+        s3 += tmask ? qt * ld(kr + 3 * ks + tb) : vf{};
+      }
+      const v4f s = sum4(s0, s1, s2, s3) * a.scale;
+      std::memcpy(sc + j, &s, sizeof s);
+    }
+    for (; j < n; ++j, kr += ks) {
+      vf s0 = vf{};
+      for (int u = 0; u < nf; ++u) s0 += ld(qr + u * VW) * ld(kr + u * VW);
+      if (tail) s0 += tmask ? qt * ld(kr + tb) : vf{};
+      sc[j] = sum1(s0) * a.scale;
+    }
+    const float alpha = softmax_block(sc, n, m, l);
+    if (alpha != 1.f) {
+      const vf av = splat(alpha);
+      for (int u = 0; u < nf; ++u) acc[u] *= av;
+      if constexpr (kPair)
+        for (int u = 0; u < nf; ++u) acc2[u] *= av;
+      acct *= av;
+      acct2 *= av;
+    }
+    // Every key of the block is accumulated, p = 0 included (0 * inf = NaN, as forward_head does).
+    const float* vr = hd.v + kb * vs;
+    j = 0;
+    if constexpr (kPair) {
+      for (; j + 2 <= n; j += 2, vr += 2 * vs) {
+        const vf p0 = splat(sc[j]), p1 = splat(sc[j + 1]);
+        for (int u = 0; u < nf; ++u) {
+          acc[u] += p0 * ld(vr + u * VW);
+          acc2[u] += p1 * ld(vr + vs + u * VW);
+        }
+        if (tail) {
+          acct += p0 * ld(vr + tb);
+          acct2 += p1 * ld(vr + vs + tb);
+        }
+      }
+    }
+    for (; j < n; ++j, vr += vs) {
+      const vf p = splat(sc[j]);
+      for (int u = 0; u < nf; ++u) acc[u] += p * ld(vr + u * VW);
+      if (tail) acct += p * ld(vr + tb);
+    }
+  }
+  if (empty_row(l, orow, D, lse)) return;
+  const vf inv = splat(1.f / l);
+  if (tail) st(orow + tb, (acct + acct2) * inv);
+  for (int u = 0; u < nf; ++u) {
+    if constexpr (kPair) acc[u] += acc2[u];
+    st(orow + u * VW, acc[u] * inv);
+  }
+  *lse = m + std::log(l);
+}
+
+// D < VW: scalar dot products and accumulation, the same softmax steps.
+static void decode_row_small(const AttentionArgs& a, const Head& hd, const float* qr, int64_t kend, float* orow,
+                             float* lse) {
+  const int64_t D = a.D;
+  float acc[VW] = {};
+  float m = kNegInf, l = 0.f;
+  alignas(64) float sc[kBlock];
+  for (int64_t kb = 0; kb < kend; kb += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, kend - kb);
+    for (int64_t j = 0; j < n; ++j) {
+      const float* kr = hd.k + (kb + j) * hd.ks;
+      float s = 0.f;
+      for (int64_t d = 0; d < D; ++d) s += qr[d] * kr[d];
+      sc[j] = s * a.scale;
+    }
+    const float alpha = softmax_block(sc, n, m, l);
+    if (alpha != 1.f)
+      for (int64_t d = 0; d < D; ++d) acc[d] *= alpha;
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vr = hd.v + (kb + j) * hd.vs;
+      for (int64_t d = 0; d < D; ++d) acc[d] += sc[j] * vr[d];
+    }
+  }
+  if (empty_row(l, orow, D, lse)) return;
+  const float inv = 1.f / l;
+  for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] * inv;
+  *lse = m + std::log(l);
+}
+
+// The forward of one (b, h) by rows: no scratch, no copies. Any Tq works (rows are independent);
+// the forward routes Tq <= kDecodeMaxTq here.
+template <int NF>
+void decode_head(const AttentionArgs& a, int64_t bh) {
+  const Head hd = head_of(a, bh);
+  const int64_t b = bh / a.H, h = bh % a.H;
+  float* obase = a.o + b * a.o_s[0] + h * a.o_s[1];
+  float* lse = a.lse + bh * a.Tq;
+  const int64_t offset = a.Tk - a.Tq;
+  for (int64_t i = 0; i < a.Tq; ++i) {
+    // Causal: query i sees keys j <= i + Tk - Tq (none when that is negative).
+    const int64_t kend = a.causal ? std::max<int64_t>(0, std::min<int64_t>(a.Tk, i + offset + 1)) : a.Tk;
+    const float* qr = hd.q + i * hd.qs;
+    float* orow = obase + i * a.o_s[2];
+    if (NF == 0 && a.D < VW) {
+      decode_row_small(a, hd, qr, kend, orow, lse + i);
+    } else {
+      decode_row<NF>(a, hd, qr, kend, orow, lse + i);
+    }
+  }
+}
+
+static void decode_heads(const AttentionArgs& a, int64_t begin, int64_t end) {
+  const int64_t nf = a.D / VW;
+  for (int64_t bh = begin; bh < end; ++bh) {
+    switch (nf) {
+      case 1: decode_head<1>(a, bh); break;
+      case 2: decode_head<2>(a, bh); break;
+      case 3: decode_head<3>(a, bh); break;
+      case 4: decode_head<4>(a, bh); break;
+      case 8: decode_head<8>(a, bh); break;
+      default: decode_head<0>(a, bh); break;  // D < VW, or a run-time vector count
+    }
+  }
+}
+
 template <template <int> class Fn>
 void run_heads(const AttentionArgs& a, int64_t begin, int64_t end) {
   Scratch s;
@@ -339,3 +602,12 @@ template <int NV>
 struct BackwardFn {
   static void run(const AttentionArgs& a, int64_t bh, Scratch& s) { backward_head<NV>(a, bh, s); }
 };
+
+// The forward of the (b, h) pairs [begin, end): the decode path for few query rows, else tiled.
+static inline void forward_heads(const AttentionArgs& a, int64_t begin, int64_t end) {
+  if (a.Tq <= kDecodeMaxTq) {
+    decode_heads(a, begin, end);
+  } else {
+    run_heads<ForwardFn>(a, begin, end);
+  }
+}

@@ -35,9 +35,9 @@ namespace attention_avx512 {
 
 namespace attention_detail {
 bool x86_compiled() { return true; }
-void forward_avx2(const AttentionArgs& a, int64_t b, int64_t e) { attention_avx2::run_heads<attention_avx2::ForwardFn>(a, b, e); }
+void forward_avx2(const AttentionArgs& a, int64_t b, int64_t e) { attention_avx2::forward_heads(a, b, e); }
 void backward_avx2(const AttentionArgs& a, int64_t b, int64_t e) { attention_avx2::run_heads<attention_avx2::BackwardFn>(a, b, e); }
-void forward_avx512(const AttentionArgs& a, int64_t b, int64_t e) { attention_avx512::run_heads<attention_avx512::ForwardFn>(a, b, e); }
+void forward_avx512(const AttentionArgs& a, int64_t b, int64_t e) { attention_avx512::forward_heads(a, b, e); }
 void backward_avx512(const AttentionArgs& a, int64_t b, int64_t e) { attention_avx512::run_heads<attention_avx512::BackwardFn>(a, b, e); }
 }  // namespace attention_detail
 

@@ -498,7 +498,7 @@ std::vector<Binding> tensor_bindings() {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
-  for (auto list : {tensor_bindings(), nn_bindings(), quant_bindings(), dist_bindings(), energy_bindings(), attention_bindings(), gemm_bindings()}) {
+  for (auto list : {tensor_bindings(), nn_bindings(), quant_bindings(), dist_bindings(), energy_bindings(), attention_bindings(), gemm_bindings(), decoder_bindings()}) {
     for (const auto& [name, fn] : list) exports.Set(name, Napi::Function::New(env, fn, name));
   }
   return exports;

@@ -16,5 +16,6 @@ std::vector<Binding> dist_bindings();    // dist_bindings.cpp: store, process gr
 std::vector<Binding> energy_bindings();  // energy_bindings.cpp: peak, energy meters, FLOP count
 std::vector<Binding> attention_bindings();  // attention_bindings.cpp: fused scaled-dot-product attention
 std::vector<Binding> gemm_bindings();       // gemm_bindings.cpp: the float32 matmul precision
+std::vector<Binding> decoder_bindings();    // decoder_bindings.cpp: the composed transformer decoder step
 
 }  // namespace joule::napi

@@ -1,6 +1,9 @@
 #include "ops/attention.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "cuda/backend.h"
 #include "kernels/attention.h"
@@ -57,6 +60,78 @@ Checked check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, bool causal
   a.causal = causal;
   a.scale = static_cast<float>(std::isnan(scale) ? 1.0 / std::sqrt(static_cast<double>(D)) : scale);
   return c;
+}
+
+// Whether attention_qkv_cached can address qkv and the caches directly on the CPU: float32
+// throughout, unit-stride rows (the head dim), no storage shared between qkv and a cache (the
+// copies below would then have to read their source in full first, as copy_into does) and no
+// broadcast cache (copy_into refuses to write one). Anything else takes the general path.
+bool cached_cpu_fast(const Tensor& qkv, const Tensor& ck, const Tensor& cv) {
+  for (const Tensor* t : {&ck, &cv}) {
+    if (!t->device().is_cpu() || t->dtype != DType::Float32 || t->storage == qkv.storage) return false;
+    if (t->strides[3] != 1 && t->shape[3] > 1) return false;
+    for (int d = 0; d < 3; ++d) {
+      if (t->strides[d] == 0 && t->shape[d] > 1) return false;
+    }
+  }
+  return qkv.strides[2] == 1 || qkv.shape[2] <= 1;
+}
+
+// The CPU decode step without the general machinery: per call it allocates the output only (the
+// view ops, the strided copy_into and the [B, H, T] log-sum-exp tensor each cost allocations and
+// more time than the attention itself at T = 1, Tk ~ 100). Same checks, results and caches as the
+// general path.
+Tensor attention_qkv_cached_cpu(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, int64_t length,
+                                int64_t B, int64_t T, int64_t H, int64_t D, bool causal, double scale,
+                                const char* op) {
+  JOULE_CHECK(D >= 1 && D <= kernels::kAttentionMaxHeadDim, Code::InvalidArgument, op, ": the head size D must be 1..",
+        kernels::kAttentionMaxHeadDim, ", got ", D);
+  JOULE_CHECK(std::isnan(scale) || std::isfinite(scale), Code::InvalidArgument, op, ": expected a finite scale, got ", scale);
+  const int64_t C = H * D;
+  Tensor out = empty({B, T, C}, DType::Float32, qkv.device());
+  if (out.numel() == 0) return out;
+  const float* x = qkv.data<float>();
+  const int64_t xs0 = qkv.strides[0], xs1 = qkv.strides[1];
+  float* kc = cache_k.data<float>();
+  float* vc = cache_v.data<float>();
+  // The new keys and values: one D-float row per (b, t, h), qkv's [3, H, D] slots 1 and 2.
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = x + b * xs0 + t * xs1;
+      for (int64_t h = 0; h < H; ++h) {
+        std::memcpy(kc + b * cache_k.strides[0] + h * cache_k.strides[1] + (length + t) * cache_k.strides[2],
+                    row + C + h * D, sizeof(float) * D);
+        std::memcpy(vc + b * cache_v.strides[0] + h * cache_v.strides[1] + (length + t) * cache_v.strides[2],
+                    row + 2 * C + h * D, sizeof(float) * D);
+      }
+    }
+  }
+  kernels::AttentionArgs a;
+  a.B = B;
+  a.H = H;
+  a.Tq = T;
+  a.Tk = length + T;
+  a.D = D;
+  a.q = x;  // slot 0 of [3, H, D]
+  a.k = kc;
+  a.v = vc;
+  const int64_t q_s[3] = {xs0, D, xs1};
+  std::copy(q_s, q_s + 3, a.q_s);
+  std::copy(cache_k.strides.begin(), cache_k.strides.begin() + 3, a.k_s);
+  std::copy(cache_v.strides.begin(), cache_v.strides.begin() + 3, a.v_s);
+  a.causal = causal;
+  a.scale = static_cast<float>(std::isnan(scale) ? 1.0 / std::sqrt(static_cast<double>(D)) : scale);
+  a.o = out.data<float>();
+  const int64_t o_s[3] = {T * C, D, C};  // [B, T, H, D] seen as [B, H, T, D]
+  std::copy(o_s, o_s + 3, a.o_s);
+  // The log-sum-exp the kernel writes is not returned: a stack buffer for a decode step.
+  float lse_stack[256];
+  std::vector<float> lse_heap;
+  const int64_t nl = B * H * T;
+  if (nl > 256) lse_heap.resize(static_cast<size_t>(nl));
+  a.lse = nl > 256 ? lse_heap.data() : lse_stack;
+  kernels::attention_forward(a);
+  return out;
 }
 
 }  // namespace
@@ -147,6 +222,9 @@ Tensor attention_qkv_cached(const Tensor& qkv, const Tensor& cache_k, const Tens
   const int64_t capacity = cache_shape[2];
   JOULE_CHECK(length >= 0 && length + T <= capacity, Code::InvalidArgument, op, ": the cache holds ", capacity,
         " positions; ", length, " + ", T, " do not fit");
+  if (qkv.device().is_cpu() && cached_cpu_fast(qkv, cache_k, cache_v)) {
+    return attention_qkv_cached_cpu(qkv, cache_k, cache_v, length, B, T, heads, D, causal, scale, op);
+  }
   Tensor x5 = reshape(qkv, {B, T, 3, heads, D});
   Tensor q = transpose(select(x5, 2, 0), 1, 2);
   copy_into(slice(cache_k, 2, length, length + T, 1), transpose(select(x5, 2, 1), 1, 2));

@@ -62,19 +62,31 @@ void check_packed(const Tensor& packed, const Tensor& col_sums, int64_t k, const
               ", K = ", k, " (expected [", quant::packed_panels(n), ", ", quant::packed_groups(k), ", 256])");
 }
 
-// Per-column fp32 vector of n (a [1] tensor is broadcast).
-std::vector<float> column_values(const std::optional<Tensor>& t, int64_t n, const char* op, const char* what) {
-  std::vector<float> out;
-  if (!t) return out;
-  require_cpu_dtype(*t, DType::Float32, op, what);
-  JOULE_CHECK(t->numel() == n || t->numel() == 1, Code::ShapeMismatch, op, ": expected ", what, " of ", n,
-              " values (or 1), got shape ", shape_str(t->shape));
-  Tensor c = contiguous(*t);
-  const float* p = c.data<float>();
-  out.resize(static_cast<size_t>(n));
-  for (int64_t j = 0; j < n; ++j) out[j] = t->numel() == 1 ? p[0] : p[j];
-  return out;
-}
+// Per-column fp32 values of n (a [1] tensor is broadcast), absent when the tensor is. Points into
+// the tensor when it already holds n contiguous floats (the usual case: decoding calls this for
+// every layer of every token, so no copy), else into a broadcast copy.
+class ColumnValues {
+ public:
+  ColumnValues(const std::optional<Tensor>& t, int64_t n, const char* op, const char* what) {
+    if (!t) return;
+    require_cpu_dtype(*t, DType::Float32, op, what);
+    JOULE_CHECK(t->numel() == n || t->numel() == 1, Code::ShapeMismatch, op, ": expected ", what, " of ", n,
+                " values (or 1), got shape ", shape_str(t->shape));
+    if (t->numel() == n) {
+      tensor_ = contiguous(*t);
+      data_ = tensor_->data<float>();
+    } else {
+      broadcast_.assign(static_cast<size_t>(n), contiguous(*t).data<float>()[0]);
+      data_ = broadcast_.data();
+    }
+  }
+  const float* data() const { return data_; }
+
+ private:
+  std::optional<Tensor> tensor_;
+  std::vector<float> broadcast_;
+  const float* data_ = nullptr;
+};
 
 Tensor rows_of(const Tensor& x, int64_t k) { return contiguous(reshape(x, {-1, k})); }
 
@@ -249,8 +261,8 @@ Tensor quant_linear(const Tensor& x, const Tensor& packed, const Tensor& col_sum
   if (x.device().is_cuda()) {
     return quant_linear_cuda(x, packed, w_scale, bias, activation, input_scale, outlier_threshold, n, op);
   }
-  std::vector<float> scales = column_values(w_scale, n, op, "weight scales");
-  std::vector<float> bias_v = column_values(bias, n, op, "bias");
+  ColumnValues scales(w_scale, n, op, "weight scales");
+  ColumnValues bias_v(bias, n, op, "bias");
   Tensor a = rows_of(x, k);
   const int64_t m = a.shape[0];
   Shape out_shape(x.shape.begin(), x.shape.end() - 1);
@@ -269,7 +281,7 @@ Tensor quant_linear(const Tensor& x, const Tensor& packed, const Tensor& col_sum
   g.w_scales = scales.data();
   g.c_f32 = y.data<float>();
   g.c_rs = n;
-  g.bias = bias ? bias_v.data() : nullptr;
+  g.bias = bias_v.data();
   g.activation = activation;
 
   if (outlier_threshold > 0 && m > 0 && n > 0) {
@@ -306,7 +318,7 @@ Tensor quant_linear(const Tensor& x, const Tensor& packed, const Tensor& col_sum
         const int64_t p = idx[t];
         for (int64_t j = 0; j < n; ++j) {
           const int8_t q = pw[(j / 64) * groups * 256 + (p / 4) * 256 + (j % 64) * 4 + p % 4];
-          pwo[t * n + j] = static_cast<float>(q) * scales[j];
+          pwo[t * n + j] = static_cast<float>(q) * scales.data()[j];
         }
       }
       gemm::Sgemm s;
@@ -386,13 +398,13 @@ Tensor quant_matmul_int8(const Tensor& a_in, const std::optional<Tensor>& a_scal
     quant::qgemm(g);
     return c;
   }
-  std::vector<float> rs = column_values(a_scale, m, op, "row scales");
-  std::vector<float> cs = column_values(w_scale, n, op, "weight scales");
-  std::vector<float> bv = column_values(bias, n, op, "bias");
+  ColumnValues rs(a_scale, m, op, "row scales");
+  ColumnValues cs(w_scale, n, op, "weight scales");
+  ColumnValues bv(bias, n, op, "bias");
   Tensor c = empty({m, n}, DType::Float32, a.device());
   g.a_scales = rs.data();
-  g.w_scales = w_scale ? cs.data() : nullptr;
-  g.bias = bias ? bv.data() : nullptr;
+  g.w_scales = cs.data();
+  g.bias = bv.data();
   g.activation = activation;
   g.c_f32 = c.data<float>();
   quant::qgemm(g);
@@ -415,9 +427,11 @@ Tensor quant_linear_reference(const Tensor& a_in, const std::optional<Tensor>& a
   g.k = k;
   g.a_rs = k;
   g.c_rs = n;
-  std::vector<float> rs, cs = column_values(w_scale, n, op, "weight scales"), bv = column_values(bias, n, op, "bias");
-  g.w_scales = w_scale ? cs.data() : nullptr;
-  g.bias = bias ? bv.data() : nullptr;
+  ColumnValues cs(w_scale, n, op, "weight scales"), bv(bias, n, op, "bias");
+  // Row scales only mean something for int8 A (fp32 A is quantized here).
+  ColumnValues rs(a.dtype == DType::Int8 ? a_scale : std::nullopt, m, op, "row scales");
+  g.w_scales = cs.data();
+  g.bias = bv.data();
   g.activation = activation;
   bool int_out = false;
   if (a.dtype == DType::Float32) {
@@ -427,7 +441,6 @@ Tensor quant_linear_reference(const Tensor& a_in, const std::optional<Tensor>& a
     require_dtype(a, DType::Int8, op, "A");
     g.a_i8 = a.data<int8_t>();
     if (a_scale) {
-      rs = column_values(a_scale, m, op, "row scales");
       g.a_scales = rs.data();
     } else {
       int_out = true;

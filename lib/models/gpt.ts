@@ -18,6 +18,7 @@ import { getNumThreads, setNumThreads } from '../runtime';
 import { loadCheckpoint, saveCheckpoint, Stateful } from '../train/checkpoint';
 import * as safetensors from '../io/safetensors';
 import { CharTokenizer, CharTokenizerJSON } from './tokenizer';
+import { Decoder } from './decoder';
 
 export interface GPTConfig {
   vocabSize: number;
@@ -51,6 +52,12 @@ export interface GenerateOptions {
   onToken?: (id: number, text: string | undefined) => void;
   /** Use the KV cache (default true); false recomputes the whole window every token (for checks). */
   cache?: boolean;
+  /**
+   * With the cache, run each step as one native call through the composed decoder (default true;
+   * models whose modules it does not implement fall back to the modules). false runs the modules
+   * one by one (for checks).
+   */
+  fused?: boolean;
   /**
    * CPU threads for the one-position steps (default: 1 when dim <= 256, where a step is too small
    * to split and pool synchronisation costs more than it saves; else the current count). The
@@ -197,10 +204,22 @@ export class GPT extends Module {
     const wasTraining = this.training;
     this.eval();
     const caches = useCache ? this.createCache(1) : [];
+    let decoder: Decoder | null = null;
     try {
+      if (useCache && o.fused !== false) {
+        decoder = Decoder.tryCreate({ tokenEmbedding: this.wte.weight, positionEmbedding: this.wpe.weight, blocks: this.blockList, finalNorm: this.lnF }, caches);
+      }
+      // The window's ids go in on top of the caches; the logits of its last position come back.
+      const extend = (window: number[]) => tidy(() => {
+        if (!decoder) return this.forwardCached(idsTensor(window), caches).data() as Float32Array;
+        const start = caches[0]?.length ?? 0;
+        const logits = decoder.step(idsTensor(window), start).data() as Float32Array;
+        for (const c of caches) c.length = start + window.length;
+        return logits;
+      });
       const prefill = (window: number[]) => {
         for (const c of caches) c.length = 0;
-        return tidy(() => this.forwardCached(idsTensor(window), caches).data() as Float32Array);
+        return extend(window);
       };
       const full = () => tidy(() => noGrad(() => {
         const window = all.slice(-context);
@@ -216,10 +235,11 @@ export class GPT extends Module {
         if (onToken) onToken(next, this.tokenizer ? this.tokenizer.decode([next]) : undefined);
         if (i === maxTokens - 1) break;
         if (!useCache) logits = full();
-        else if (caches.length === 0 || caches[0].length < context) logits = tidy(() => this.forwardCached(idsTensor([next]), caches).data() as Float32Array);
+        else if (caches.length === 0 || caches[0].length < context) logits = extend([next]);
         else logits = prefill(all.slice(-Math.max(1, Math.floor(context / 2))));
       }
     } finally {
+      decoder?.release();
       if (getNumThreads() !== threadsBefore) setNumThreads(threadsBefore);
       for (const c of caches) {
         c.k.dispose();

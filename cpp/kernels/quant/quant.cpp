@@ -70,6 +70,7 @@ class ScratchBuffer {
 
 struct Workspace {
   ScratchBuffer a_panels, row, scales;
+  ScratchBuffer pad_scales, pad_sums, pad_bias;  // qgemm's padded column data (calling thread only)
 };
 Workspace& thread_workspace() {
   thread_local Workspace ws;
@@ -175,9 +176,12 @@ void pack_a_panel(const QGemm& g, const IsaKernels& ks, int64_t i0, int rows, in
   }
 }
 
+// Column data padded to whole panels, in the calling thread's workspace (no allocation per call:
+// a decode step makes several small products per token).
 struct Padded {
-  std::vector<float> col_scales, bias;
-  std::vector<int32_t> col_sums;
+  const float* col_scales = nullptr;
+  const float* bias = nullptr;
+  const int32_t* col_sums = nullptr;
 };
 
 // C(m0:m1, n0:n1) on the calling thread; n0 is a multiple of 64.
@@ -214,9 +218,9 @@ void qgemm_rectangle(const QGemm& g, const IsaKernels& ks, const Padded& pad, in
           out.c_f32 = g.c_f32 + (ic + ir) * g.c_rs + jc;
         }
         out.row_scales = scales + ir;
-        out.col_scales = pad.col_scales.data() + jc;
-        out.col_sums = pad.col_sums.data() + jc;
-        out.bias = g.bias != nullptr ? pad.bias.data() + jc : nullptr;
+        out.col_scales = pad.col_scales + jc;
+        out.col_sums = pad.col_sums + jc;
+        out.bias = pad.bias != nullptr ? pad.bias + jc : nullptr;
         out.activation = g.activation;
         out.accumulate = g.accumulate;
         ks.micro_kernel(groups, a_panels + ir / mr * panel_bytes, w_panel, rows, cols, out);
@@ -332,16 +336,21 @@ void qgemm(const QGemm& g) {
   const IsaKernels& ks = select_kernels();
   // Column data padded to whole panels so the kernels can load full vectors.
   const int64_t np = packed_panels(g.n) * kPanelCols;
+  Workspace& ws = thread_workspace();
+  float* col_scales = static_cast<float*>(ws.pad_scales.get(np * static_cast<int64_t>(sizeof(float))));
+  int32_t* col_sums = static_cast<int32_t*>(ws.pad_sums.get(np * static_cast<int64_t>(sizeof(int32_t))));
+  for (int64_t j = 0; j < g.n; ++j) col_scales[j] = g.w_scales != nullptr ? g.w_scales[j] : 1.0f;
+  std::fill(col_scales + g.n, col_scales + np, 0.0f);
+  std::memcpy(col_sums, g.w_col_sums, sizeof(int32_t) * g.n);
+  std::fill(col_sums + g.n, col_sums + np, 0);
   Padded pad;
-  pad.col_scales.assign(static_cast<size_t>(np), 0.0f);
-  pad.col_sums.assign(static_cast<size_t>(np), 0);
-  for (int64_t j = 0; j < g.n; ++j) {
-    pad.col_scales[j] = g.w_scales != nullptr ? g.w_scales[j] : 1.0f;
-    pad.col_sums[j] = g.w_col_sums[j];
-  }
+  pad.col_scales = col_scales;
+  pad.col_sums = col_sums;
   if (g.bias != nullptr) {
-    pad.bias.assign(static_cast<size_t>(np), 0.0f);
-    std::memcpy(pad.bias.data(), g.bias, sizeof(float) * g.n);
+    float* bias = static_cast<float*>(ws.pad_bias.get(np * static_cast<int64_t>(sizeof(float))));
+    std::memcpy(bias, g.bias, sizeof(float) * g.n);
+    std::fill(bias + g.n, bias + np, 0.0f);
+    pad.bias = bias;
   }
   const int64_t work = g.m * g.n * std::max<int64_t>(g.k, 1);
   int threads = 1;
