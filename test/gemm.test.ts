@@ -2,7 +2,8 @@
 // reaches every GEMM parameter: strides, alpha, beta, bias, activation) and matmul.
 import assert from 'node:assert/strict';
 import * as jl from '../lib/index';
-import { gelu, Rng, snapshot } from './helpers';
+import { erf, gelu, Rng, snapshot } from './helpers';
+import { native } from '../lib/native';
 
 const ISAS = (['generic', 'avx2', 'avx512'] as const).filter((isa) => {
   const cpu = jl.buildInfo().cpu;
@@ -170,6 +171,54 @@ describe('GEMM', function () {
           }
         }
       });
+    }
+  });
+
+  it('the vectorised GELU (elementwise) and its derivative (fused linear backward) match float64 on every ISA', () => {
+    // gelu'(x) = Phi(x) + x phi(x); +-inf give 1 and 0, NaN stays NaN.
+    const grad = (x: number) => (x === Infinity ? 1 : x === -Infinity ? 0 : 0.5 * (1 + erf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI));
+    const special = [-1e4, -40, -13.5, -12.8, -12.7, -9, -3, -1e-3, 0, 1e-3, 3, 9, 12.8, 40, 1e4, Infinity, -Infinity, NaN];
+    const rng = new Rng(17);
+    for (const isa of ISAS) {
+      jl.setIsa(isa);
+      for (const width of [1, 3, 17, 33, 65]) {
+        jl.tidy(() => {
+          // rows x width pre-activations: random N(0, 3), plus the special values spread over the rows.
+          const rows = 7;
+          const z = new Float32Array(rows * width);
+          for (let i = 0; i < z.length; i++) z[i] = i < special.length * 3 && i % 3 === 0 ? special[i / 3] : 3 * rng.normal();
+          const dy = new Float32Array(rows * width);
+          for (let i = 0; i < dy.length; i++) dy[i] = rng.normal();
+          // With W = I, the input gradient of linear(x, W) + GELU is dy * gelu'(z) itself.
+          const zt = jl.tensor(z, { shape: [rows, width] });
+          const [dx] = native.linearBackward(jl.tensor(dy, { shape: [rows, width] }).handle, jl.zeros([rows, width]).handle,
+            jl.eye(width).handle, zt.handle, 'gelu', true, false, false, null, null);
+          const dxt = new jl.Tensor(dx!);
+          const dz = dxt.data();
+          dxt.dispose();
+          const y = jl.gelu(zt).data();
+          for (let i = 0; i < z.length; i++) {
+            const x = Math.fround(z[i]);
+            const where = `${isa} width ${width} at ${i} (x = ${x})`;
+            if (Number.isNaN(x)) {
+              assert.ok(Number.isNaN(dz[i]) && Number.isNaN(y[i]), `${where}: NaN must stay NaN, got ${dz[i]}, ${y[i]}`);
+              continue;
+            }
+            // dx = dz W: a NaN anywhere in the row spreads over it (NaN * 0), as it must.
+            const row = Math.floor(i / width);
+            if (Array.from(z.subarray(row * width, (row + 1) * width)).some(Number.isNaN)) {
+              assert.ok(Number.isNaN(dz[i]), `${where}: the row holds a NaN, got ${dz[i]}`);
+              continue;
+            }
+            const e = dy[i] * grad(x);
+            assert.ok(Math.abs(dz[i] - e) <= 2e-6 * (1 + Math.abs(e)), `${where}: dz ${dz[i]}, expected ${e}`);
+            if (x !== -Infinity) {
+              const ey = gelu(x);
+              assert.ok(ey === Infinity ? y[i] === Infinity : Math.abs(y[i] - ey) <= 1e-6 * (1 + Math.abs(ey)), `${where}: gelu ${y[i]}, expected ${ey}`);
+            }
+          }
+        });
+      }
     }
   });
 

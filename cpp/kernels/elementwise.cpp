@@ -126,7 +126,18 @@ void unary_float(UnaryOp op, const Tensor& a, const Tensor& out) {
         float e = std::exp(x);
         return e / (1.f + e);
       });
-    case UnaryOp::Gelu: return m([](float x) { return gemm::gelu(x); });
+    case UnaryOp::Gelu:
+      // Unit-stride runs go through the vectorised GELU of the GEMM epilogue.
+      return parallel_runs<2>(out.shape, {&out.strides, &a.strides}, kMathGrain,
+                              [&](int64_t n, const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& st) {
+                                float* o = out.data<float>() + off[0];
+                                const float* x = a.data<float>() + off[1];
+                                if (st[0] == 1 && st[1] == 1) {
+                                  gemm::gelu_forward(x, o, n);
+                                } else {
+                                  for (int64_t i = 0; i < n; ++i) o[i * st[0]] = gemm::gelu(x[i * st[1]]);
+                                }
+                              });
     case UnaryOp::Silu:
       return m([](float x) {
         if (x >= 0.f) return x / (1.f + std::exp(-x));

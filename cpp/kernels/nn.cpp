@@ -31,12 +31,13 @@ void activation_backward(gemm::Activation act, const float* dy, int64_t dy_rs, i
           for (int64_t c = 0; c < cols; ++c) o[c] = s[c] > 0.f ? g[c * dy_cs] : 0.f;
         }
       } else if (act == gemm::Activation::Gelu) {
-        // d/dz [z Φ(z)] = Φ(z) + z φ(z)
-        constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;
-        for (int64_t c = 0; c < cols; ++c) {
-          float z = s[c];
-          float d = 0.5f * (1.f + std::erf(z * kInvSqrt2)) + z * kInvSqrt2Pi * std::exp(-0.5f * z * z);
-          o[c] = g[c * dy_cs] * d;
+        // d/dz [z Φ(z)] = Φ(z) + z φ(z), vectorised on the active ISA (the scalar erf and exp
+        // took 12 ns per element: a quarter of a GPT training step).
+        if (dy_cs == 1) {
+          gemm::gelu_backward(g, s, o, cols);
+        } else {
+          for (int64_t c = 0; c < cols; ++c) o[c] = g[c * dy_cs];
+          gemm::gelu_backward(o, s, o, cols);
         }
       } else {
         for (int64_t c = 0; c < cols; ++c) o[c] = g[c * dy_cs];

@@ -43,6 +43,13 @@ namespace joule::gemm {
 
 float gelu(float x) { return x * 0.5f * (1.0f + std::erf(x * 0.70710678118654752f)); }
 
+float gelu_grad(float x) {
+  constexpr float kInvSqrt2 = 0.70710678118654752f, kInvSqrt2Pi = 0.39894228040143268f;
+  // x phi(x) at x clamped to [-13, 13]: below 1e-35 beyond, and gelu'(+-inf) is 1 and 0, not inf * 0.
+  const float xc = std::clamp(x, -13.0f, 13.0f);  // NaN passes through
+  return 0.5f * (1.0f + std::erf(x * kInvSqrt2)) + xc * kInvSqrt2Pi * std::exp(-0.5f * xc * xc);
+}
+
 namespace detail {
 namespace {
 
@@ -415,6 +422,12 @@ void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t 
 }
 
 }  // namespace detail
+
+void gelu_forward(const float* x, float* y, int64_t n) { detail::select_kernels().gelu_row(x, y, n); }
+
+void gelu_backward(const float* dy, const float* z, float* dz, int64_t n) {
+  detail::select_kernels().gelu_grad_row(dy, z, dz, n);
+}
 
 void sgemm(const Sgemm& args) {
   detail::validate(args, "sgemm");

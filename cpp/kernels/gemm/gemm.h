@@ -38,5 +38,12 @@ void sgemm_reference(const Sgemm& args);
 // GELU as PyTorch's default computes it: x * 0.5 * (1 + erf(x / sqrt(2))).
 // The epilogue and the elementwise op share this definition.
 float gelu(float x);
+// Its derivative, Phi(x) + x phi(x) (the reference of the vectorised backward).
+float gelu_grad(float x);
+
+// GELU and its derivative over n contiguous floats on the active ISA, vectorised with the
+// epilogue's erfc form (single thread; callers split the work): y = gelu(x); dz = dy * gelu'(z).
+void gelu_forward(const float* x, float* y, int64_t n);
+void gelu_backward(const float* dy, const float* z, float* dz, int64_t n);
 
 }  // namespace joule::gemm

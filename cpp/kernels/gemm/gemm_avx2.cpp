@@ -31,6 +31,8 @@ const IsaKernels kAvx2Kernels = {
     gemv_cols<Ymm>,
     merge_row<Ymm>,
     pack_transposed_simd,
+    gelu_row<Ymm>,
+    gelu_grad_row<Ymm>,
 };
 
 }  // namespace

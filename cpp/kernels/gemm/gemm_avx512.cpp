@@ -82,7 +82,7 @@ namespace {
 // JOULE_ISA=avx2 selects the pure AVX2 6x16 kernel for comparison.
 const IsaKernels kAvx512 = {"avx512-zmm-6x64-pf8", 6, 64, micro_kernel<Zmm, 6, 4, 8>, 320, 120, 640,
                             LoopOrder::RowPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>,
-                            pack_transposed_simd};
+                            pack_transposed_simd, gelu_row<Zmm>, gelu_grad_row<Zmm>};
 
 }  // namespace
 

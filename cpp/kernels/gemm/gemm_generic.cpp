@@ -3,6 +3,7 @@
 // baseline target offers (SSE2 on x86-64).
 #include <cstdint>
 
+#include "kernels/gemm/gemm.h"
 #include "kernels/gemm/internal.h"
 
 namespace joule::gemm::detail {
@@ -47,6 +48,14 @@ void generic_merge_row(const float* acc, float* c, int64_t n, const TileEpilogue
   merge_tile_scalar(acc, 0, c, 0, 1, 1, n, ep);
 }
 
+void generic_gelu_row(const float* x, float* y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = gelu(x[j]);
+}
+
+void generic_gelu_grad_row(const float* dy, const float* z, float* dz, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) dz[j] = dy[j] * gelu_grad(z[j]);
+}
+
 const IsaKernels kGenericKernels = {
     "generic-4x8",
     kGenericMr,
@@ -60,6 +69,8 @@ const IsaKernels kGenericKernels = {
     generic_gemv_cols,
     generic_merge_row,
     pack_transposed_scalar,
+    generic_gelu_row,
+    generic_gelu_grad_row,
 };
 
 }  // namespace

@@ -46,6 +46,11 @@ enum class LoopOrder {
 // when it is row-major (rows = MR rows of A) and B when it is column-major (rows = NR columns).
 using PackTransposedKernel = void (*)(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
 
+// The GELU of the epilogue over n contiguous floats (y = gelu(x)), and its derivative
+// (dz = dy * gelu'(z)): the elementwise op and the fused linear's backward use them.
+using GeluRowKernel = void (*)(const float* x, float* y, int64_t n);
+using GeluGradRowKernel = void (*)(const float* dy, const float* z, float* dz, int64_t n);
+
 // Everything one instruction set contributes, plus the cache blocking tuned for its micro-kernel.
 struct IsaKernels {
   const char* name;
@@ -57,6 +62,8 @@ struct IsaKernels {
   GemvColsKernel gemv_cols;
   MergeRowKernel merge_row;
   PackTransposedKernel pack_transposed;
+  GeluRowKernel gelu_row;
+  GeluGradRowKernel gelu_grad_row;
 };
 
 // Each returns null when its file was compiled without that instruction set (non-x86 hosts).
