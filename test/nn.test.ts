@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import * as jl from '../lib/index';
 import { Tensor } from '../lib/index';
+import { Rng } from './helpers';
 
 const { nn, optim } = jl;
 const F = nn.functional;
@@ -144,6 +145,49 @@ describe('nn layers', () => {
     close(y, ref, 1e-5);
     jl.dispose(x);
     ln.dispose();
+  });
+  it('layer norm forward and backward match float64 at awkward widths and far from zero', () => {
+    const rng = new Rng(5);
+    for (const d of [1, 15, 16, 17, 33, 128, 1000]) {
+      jl.tidy(() => {
+        const rows = 9;
+        // Rows with a large mean and a small spread: a one-pass variance would cancel.
+        const xs = Array.from({ length: rows * d }, (_, i) => (Math.floor(i / d) % 2 ? 1000 : -3) + 0.1 * rng.normal());
+        const gs = Array.from({ length: d }, () => 1 + 0.5 * rng.normal());
+        const bs = Array.from({ length: d }, () => rng.normal());
+        const dys = Array.from({ length: rows * d }, () => rng.normal());
+        const x = jl.tensor(xs, { shape: [rows, d] }).requiresGrad_();
+        const g = jl.tensor(gs).requiresGrad_();
+        const b = jl.tensor(bs).requiresGrad_();
+        const y = F.layerNorm(x, [d], g, b, 1e-5);
+        y.backward(jl.tensor(dys, { shape: [rows, d] }));
+        const f32 = (v: number) => Math.fround(v);
+        const yRef: number[] = [], dxRef: number[] = [];
+        const dgRef = new Array(d).fill(0), dbRef = new Array(d).fill(0);
+        for (let r = 0; r < rows; r++) {
+          const row = xs.slice(r * d, (r + 1) * d).map(f32);
+          const m = row.reduce((s, v) => s + v, 0) / d;
+          const rs = 1 / Math.sqrt(row.reduce((s, v) => s + (v - m) ** 2, 0) / d + 1e-5);
+          const h = row.map((v) => (v - m) * rs);
+          const gh = h.map((_, i) => dys[r * d + i] * gs[i]);
+          const ma = gh.reduce((s, v) => s + v, 0) / d;
+          const mb = gh.reduce((s, v, i) => s + v * h[i], 0) / d;
+          h.forEach((hi, i) => {
+            yRef.push(hi * gs[i] + bs[i]);
+            dxRef.push(rs * (gh[i] - ma - hi * mb));
+            dgRef[i] += dys[r * d + i] * hi;
+            dbRef[i] += dys[r * d + i];
+          });
+        }
+        // Rows at 1000 +- 0.1: float32's spacing there (6e-5) is 6e-4 of the spread, so outputs
+        // carry ~1e-3 relative error whatever the method; a one-pass variance would be off by 10x.
+        close(y.data(), yRef, 3e-3);
+        close(x.grad!.data(), dxRef, 1e-2);
+        close(g.grad!.data(), dgRef, 3e-3);
+        close(b.grad!.data(), dbRef, 1e-4);
+        for (const t of [x, g, b]) t.grad!.dispose();
+      });
+    }
   });
   it('Embedding picks rows; Flatten merges dims', () => {
     const e = new nn.Embedding(10, 4);
