@@ -142,6 +142,8 @@ export interface Native {
   indexSelect(a: Handle, axis: number, index: Handle): Handle;
   gather(a: Handle, axis: number, index: Handle): Handle;
   scatterAdd(a: Handle, axis: number, index: Handle, src: Handle): Handle;
+  /** a with src's slices added at 1-D index along axis (repeated indices accumulate in order). */
+  indexAdd(a: Handle, axis: number, index: Handle, src: Handle): Handle;
 
   addmm_(c: Handle, a: Handle, b: Handle, alpha: number, beta: number, bias: Handle | null, activation: 'none' | 'relu' | 'gelu'): void;
   linear(x: Handle, w: Handle, bias: Handle | null, activation: 'none' | 'relu' | 'gelu'): Handle;

@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 
 import * as jl from '../lib/index';
+import { native } from '../lib/native';
 import { assertClose, assertValues, contiguousStrides, expectJouleError, itTidy, LAYOUTS, makeTensor, numel, Ref, Rng } from './helpers';
 
 function unravel(i: number, shape: number[]): number[] {
@@ -84,6 +85,43 @@ describe('indexing', () => {
     expectJouleError(() => t.indexSelect(0, idx([0, 1], [1, 2])), 'SHAPE_MISMATCH', /1-D/);
     expectJouleError(() => jl.tensor(1).indexSelect(0, idx([0])), 'INVALID_ARGUMENT', /0-d/);
     expectJouleError(() => t.indexSelect(0, [0] as never), 'INVALID_ARGUMENT', /Tensor/);
+  });
+
+  itTidy('indexAdd (indexSelect\'s gradient) adds slices at repeated and negative indices, on views', () => {
+    const rng = new Rng(4);
+    for (const layout of LAYOUTS) {
+      const shape = [6, 5, 17];
+      const { t, ref } = makeTensor(rng, shape, layout);
+      for (const axis of [0, 1, 2, -1]) {
+        const ax = axis < 0 ? axis + 3 : axis;
+        const n = shape[ax];
+        const index = Array.from({ length: rng.int(0, 12) }, () => rng.int(-n, n));
+        const sshape = shape.map((d, i) => (i === ax ? index.length : d));
+        const S = makeTensor(rng, sshape, layout);
+        const out = new jl.Tensor(native.indexAdd(t.handle, axis, idx(index).handle, S.t.handle));
+        // The same sum through scatterAdd with the index spread over src's shape.
+        const spread = new Float64Array(numel(sshape));
+        for (let i = 0; i < spread.length; i++) {
+          let rem = i;
+          let c = 0;
+          for (let d = 2; d >= 0; d--) {
+            if (d === ax) c = rem % sshape[d];
+            rem = Math.floor(rem / sshape[d]);
+          }
+          spread[i] = index[c] < 0 ? index[c] + n : index[c];
+        }
+        assertClose(out, refScatterAdd(ref, ax, new Ref(sshape, spread), S.ref), { rtol: 1e-6, atol: 1e-6 });
+        out.dispose();
+      }
+    }
+    const ints = jl.tensor(Int32Array.from([1, 2, 3]));
+    const summed = new jl.Tensor(native.indexAdd(ints.handle, 0, idx([2, 2, 0]).handle, jl.tensor(Int32Array.from([10, 20, 5])).handle));
+    assert.deepEqual(Array.from(summed.data()), [6, 2, 33]);
+    summed.dispose();
+    const z = jl.zeros([3, 4]);
+    expectJouleError(() => native.indexAdd(z.handle, 0, idx([3]).handle, jl.zeros([1, 4]).handle), 'INVALID_ARGUMENT', /out of range/);
+    expectJouleError(() => native.indexAdd(z.handle, 0, idx([0, 1]).handle, jl.zeros([1, 4]).handle), 'SHAPE_MISMATCH', /expected src of shape \[2, 4\]/);
+    expectJouleError(() => native.indexAdd(z.handle, 1, jl.zeros([1]).handle, jl.zeros([3, 1]).handle), 'DTYPE', /int32/);
   });
 
   itTidy('gather along every axis with smaller index shapes and negative indices', () => {

@@ -378,6 +378,13 @@ Napi::Value scatter_add(Info info) {
   });
 }
 
+Napi::Value index_add(Info info) {
+  return guard(info, [&]() -> Napi::Value {
+    return wrap(info, ops::index_add(to_tensor(info, 0, "a"), to_int(info, 1, "axis"), to_tensor(info, 2, "index"),
+                                     to_tensor(info, 3, "src")));
+  });
+}
+
 // ---- runtime ----
 
 Napi::Value memory(Info info) {
@@ -489,7 +496,7 @@ std::vector<Binding> tensor_bindings() {
       {"binaryScalarInplace", binary_scalar_inplace}, {"unary", unary}, {"unaryInplace", unary_inplace},
       {"clamp", clamp}, {"where", where}, {"fill", fill},
       {"reduce", reduce}, {"variance", variance}, {"logsumexp", logsumexp}, {"softmax", softmax},
-      {"logSoftmax", log_softmax}, {"matmul", matmul}, {"indexSelect", index_select}, {"gather", gather},
+      {"logSoftmax", log_softmax}, {"matmul", matmul}, {"indexSelect", index_select}, {"indexAdd", index_add}, {"gather", gather},
       {"scatterAdd", scatter_add},
       {"memory", memory}, {"releaseCachedMemory", release_cached}, {"setNumThreads", set_threads},
       {"getNumThreads", get_threads}, {"setIsa", set_isa}, {"getIsa", get_isa}, {"buildInfo", build_info}, {"libraryLoadError", library_load_error},

@@ -96,5 +96,7 @@ const char* matmul_precision_name(MatmulPrecision precision);
 Tensor index_select(const Tensor& a, int64_t axis, const Tensor& index);
 Tensor gather(const Tensor& a, int64_t axis, const Tensor& index);
 Tensor scatter_add(const Tensor& a, int64_t axis, const Tensor& index, const Tensor& src);
+// a with src's slices added at 1-D `index` along axis (indexSelect's gradient; repeats accumulate).
+Tensor index_add(const Tensor& a, int64_t axis, const Tensor& index, const Tensor& src);
 
 }  // namespace joule::ops

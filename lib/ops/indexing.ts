@@ -20,11 +20,8 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   if (needsGrad(a)) {
     record(out, 'indexSelect', [a], (g) => {
       // Rows picked more than once receive the sum of their gradients.
-      const shape = g.shape.map((d, i) => (i === ax ? d : 1));
-      const column = wrap(native.reshape(idx.handle, shape));
-      const spread = wrap(native.contiguous(wrap(native.expand(column.handle, g.shape)).handle));
       const zeros = wrap(native.full(a.shape, 0, 'float32', a.device));
-      return [wrap(native.scatterAdd(zeros.handle, ax, spread.handle, g.handle))];
+      return [wrap(native.indexAdd(zeros.handle, ax, idx.handle, g.handle))];
     });
   }
   return out;
