@@ -2,6 +2,7 @@
 // `npm run test:gpu` (JOULE_REQUIRE_GPU=1) makes a missing GPU a failure instead.
 import assert from 'node:assert/strict';
 import * as jl from '../lib/index';
+import { native } from '../lib/native';
 
 const cuda = jl.cudaAvailable();
 
@@ -246,6 +247,8 @@ describe('CUDA kernels vs the CPU @gpu', function () {
       const base = jl.randn([10, 7]);
       sameOnGpu([base, indices([500, 7], 10), jl.randn([500, 7])], (b, i, s) => b.scatterAdd(0, i, s), 1e-5, 'scatterAdd axis 0');
       sameOnGpu([base, indices([10, 40], 7), jl.randn([10, 40])], (b, i, s) => b.scatterAdd(1, i, s), 1e-5, 'scatterAdd axis 1');
+      // indexAdd (the embedding gradient) composes the scatter-add kernel on the GPU.
+      sameOnGpu([base, indices([300], 10), jl.randn([300, 7])], (b, i, s) => new jl.Tensor(native.indexAdd(b.handle, 0, i.handle, s.handle)), 1e-5, 'indexAdd axis 0');
       // An index out of range is INVALID_ARGUMENT on the GPU too.
       const bad = jl.tensor([0, 50], { dtype: 'int32' });
       assert.throws(() => x.to(GPU).indexSelect(0, bad.to(GPU)).to('cpu'),
