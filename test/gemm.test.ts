@@ -113,6 +113,34 @@ describe('GEMM', function () {
       }
     });
 
+    it(`${isa}: A read in place, column-major A packed by steps, narrow last panels: sizes around their boundaries`, () => {
+      // Row-major A (NN, NT) is read in place except a partial last panel of rows (m % 6 != 0);
+      // its K block is 512 on AVX-512 (511, 512, 513, 1025 straddle it); column-major A (TN) is
+      // packed in blocks of up to 240 (AVX-512), 288 (AVX2) or 256 (generic) rows; a last column
+      // panel of 1-16, 17-32, 33-48 (AVX-512) or 1-8 (AVX2) columns runs a narrower kernel (n = 80,
+      // 95, 111, 40, 33); 127 is a panel of 63 (the full kernel).
+      jl.setIsa(isa);
+      const rng = new Rng(isa.length * 104729);
+      const cases: [number, number, number, boolean][] = [
+        // m, n, k, transA
+        [13, 80, 513, false], [7, 95, 1025, false], [65, 111, 511, false], [37, 40, 512, false], [50, 127, 300, false],
+        [31, 33, 64, false], [6, 16, 129, false], [12, 64, 17, false],
+        [239, 65, 700, true], [241, 17, 330, true], [481, 33, 321, true], [289, 16, 100, true], [257, 80, 31, true],
+        [7, 30, 50, true], [14, 65, 9, true],
+      ];
+      cases.forEach(([m, n, k, transA], i) => {
+        runCase(rng, {
+          m, n, k, transA,
+          transB: i % 2 === 0,
+          alpha: [1, 0.5][i % 2],
+          beta: [0, 1, 0.25][i % 3],
+          bias: i % 3 !== 1,
+          activation: (['none', 'relu', 'gelu'] as const)[i % 3],
+          strided: false,
+        });
+      });
+    });
+
     it(`${isa}: NaN and Inf propagate from A and B; beta = 0 ignores NaN in C`, () => {
       jl.setIsa(isa);
       jl.tidy(() => {
@@ -233,6 +261,55 @@ describe('GEMM', function () {
         const two = a.matmul(b).data();
         for (let i = 0; i < one.length; i++) assert.ok(Math.abs(one[i] - two[i]) <= 1e-5 * (1 + Math.abs(one[i])), `${m}x${k}x${n} [${i}]`);
       }
+    });
+  });
+
+  it('is bit-identical on 1 and 2 threads at the GPT shapes (row bands sharing a packed B, one band per thread for long K)', () => {
+    // [m, k, n, kind]: NT = x W^T, NN = dz W, TN = dz^T x (accumulated, beta = 1).
+    const shapes: [number, number, number, 'NT' | 'NN' | 'TN'][] = [
+      [1000, 128, 384, 'NT'], [2000, 128, 80, 'NT'], [700, 600, 130, 'NN'], [1001, 384, 128, 'NN'],
+      [384, 4096, 128, 'TN'], [130, 1500, 200, 'TN'], [2100, 700, 70, 'NN'],
+    ];
+    for (const isa of ISAS) {
+      jl.setIsa(isa);
+      jl.tidy(() => {
+        for (const [m, k, n, kind] of shapes) {
+          const a = kind === 'TN' ? jl.randn([k, m]).t() : jl.randn([m, k]);
+          const b = kind === 'NT' ? jl.randn([n, k]).t() : jl.randn([k, n]);
+          const c0 = jl.randn([m, n]);
+          const bias = kind === 'NT' ? jl.randn([n]) : null;
+          const run = (threads: number) => {
+            jl.setNumThreads(threads);
+            const c = c0.clone();
+            jl.addmm_(c, a, b, { beta: kind === 'TN' ? 1 : 0, bias, activation: kind === 'NT' ? 'gelu' : 'none' });
+            return c.data();
+          };
+          const one = run(1);
+          const two = run(2);
+          for (let i = 0; i < one.length; i++) {
+            if (!Object.is(one[i], two[i])) assert.fail(`${isa} ${m}x${k}x${n} ${kind} [${i}]: ${one[i]} on 1 thread, ${two[i]} on 2`);
+          }
+        }
+      });
+    }
+    jl.setNumThreads(threadsBefore);
+  });
+
+  it('sees a weight changed in place between two products (the per-thread packed B is not reused across calls)', () => {
+    jl.tidy(() => {
+      jl.setNumThreads(2);
+      const x = jl.randn([1200, 128]);
+      const w = jl.randn([384, 128]);
+      const w2 = jl.randn([384, 128]);
+      const before = x.matmul(w.t()).data();
+      jl.copy_(w, w2);
+      const after = x.matmul(w.t()).data();
+      const expected = x.matmul(w2.t()).data();
+      assert.ok(before.some((v, i) => v !== after[i]));
+      for (let i = 0; i < expected.length; i++) {
+        if (!Object.is(after[i], expected[i])) assert.fail(`[${i}]: ${after[i]}, expected ${expected[i]}`);
+      }
+      jl.setNumThreads(threadsBefore);
     });
   });
 

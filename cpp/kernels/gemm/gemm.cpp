@@ -4,26 +4,32 @@
 // Structure of one product (per work item, i.e. per rectangle of C, on one thread):
 //   for jc in N step NC
 //     for pc in K step KC
-//       pack B(pc.., jc..) into NR-column micro-panels (the KC x NC block: L2 or L3)
+//       pack B(pc.., jc..) into NR-column micro-panels (the KC x NC block: L2 or L3), unless this
+//         thread packed that very block for its previous row band of the same product
 //       for ic in M step MC
-//         pack A(ic.., pc..) into MR-row micro-panels
+//         prepare A(ic.., pc..): a row-major A is read in place, MR rows at a time (only a partial
+//           last panel is packed); any other A is packed into MR-row micro-panels
 //         the two tile loops, in the order the kernel table asks for:
 //           RowPanelOuter (AVX-512 zmm 6x64): an A micro-panel (MR x KC) stays in L1 while the
 //             B block streams from L2 -- NR = 64 makes a B micro-panel too big for L1;
 //           ColumnPanelOuter (AVX2 6x16, generic; classic BLIS): a B micro-panel (KC x NR) stays
 //             in L1 while the A micro-panels stream from L2;
-//             micro-kernel: MR x NR tile in registers, merged into C with the fused epilogue.
+//             micro-kernel: MR x NR tile in registers (a narrower one for a narrow last column
+//             panel), merged into C with the fused epilogue.
 // The first K block applies the caller's beta, later blocks accumulate (beta = 1), and only the
 // last K block adds the bias and applies the activation, so the epilogue runs while each tile is
 // still in registers instead of as a separate pass over C.
 //
 // Special shapes: M == 1 runs a GEMV that streams B once and packs nothing; a narrow C (N well
-// below NR) is computed as C^T = B^T A^T so the wide side of the tile runs along M.
+// below NR) is computed as C^T = B^T A^T so the wide side of the tile runs along M, when that
+// saves more than the slower merge of a C with a column stride costs.
 //
 // Threads compute disjoint rectangles of C (splits of M and/or N, never of K), aligned to the
 // micro-tile grid, so every element of C sees the same sequence of floating-point operations
-// whatever the thread count: results are bit-identical for 1, 2, ... threads. Packing buffers
-// are per thread, 64-byte aligned, and reused across calls.
+// whatever the thread count: results are bit-identical for 1, 2, ... threads. (The K blocking
+// depends only on the product; a panel read in place and a packed one go through the same
+// multiply-adds in the same order.) Packing buffers are per thread, 64-byte aligned, and reused
+// across calls.
 #include "kernels/gemm/gemm.h"
 
 #include <algorithm>
@@ -31,6 +37,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -96,18 +103,39 @@ class ScratchBuffer {
       data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
       check(data_ != nullptr, Code::OutOfMemory, "sgemm: cannot allocate a packing buffer of ", bytes, " bytes");
       capacity_ = count;
+      ++allocations_;
     }
     return data_;
   }
+  // Changes whenever get() reallocates (the new block may sit at the old address).
+  uint64_t allocations() const { return allocations_; }
 
  private:
   float* data_ = nullptr;
   int64_t capacity_ = 0;
+  uint64_t allocations_ = 0;
+};
+
+// Where the micro-kernel reads one micro-panel: in place in the caller's operand or in a packing
+// buffer (see MicroKernel in internal.h for `stride`; `rows`: an A panel read along its rows).
+struct PanelRef {
+  const float* p = nullptr;
+  int64_t stride = 0;
+  bool rows = false;
 };
 
 struct Workspace {
   ScratchBuffer a_panels, b_panels, gemv_x, gemv_y;
+  std::vector<PanelRef> a_refs;
+  // What b_panels holds: block (pc, kc, jc, nc) of the product numbered `call` (0: nothing),
+  // packed into allocation number `b_allocation` of the buffer, so that a thread taking several
+  // row bands of one product packs B once.
+  uint64_t b_call = 0, b_allocation = 0;
+  int64_t b_pc = 0, b_kc = 0, b_jc = 0, b_nc = 0;
 };
+
+// Numbers products for the B cache (never 0).
+std::atomic<uint64_t> g_product_count{0};
 
 Workspace& thread_workspace() {
   thread_local Workspace workspace;
@@ -131,42 +159,31 @@ void zero_unused_lanes(float* panel, int64_t kc, int used, int width) {
   for (int64_t p = 0; p < kc; ++p) std::memset(panel + p * width + used, 0, sizeof(float) * (width - used));
 }
 
-// dst[p * width .. p * width + count) = src[p * stride ..] for p < kc: the packing of an operand
-// whose micro-panel values are already contiguous (column-major A, row-major B). For a full panel
-// the copy has a compile-time size, so it becomes a few vector moves rather than a memcpy call per
-// step: with N = 128 (a weight gradient dW = dY^T X of a small layer) there are few multiply-adds
-// per packed step, and the calls were a visible part of the product's time.
-template <int W>
-void copy_steps_fixed(float* dst, const float* src, int64_t stride, int64_t kc) {
-  for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * W, src + p * stride, sizeof(float) * W);
-}
-
-void copy_steps(float* dst, int width, const float* src, int64_t stride, int count, int64_t kc) {
-  if (count == width) {
-    switch (width) {
-      case 4: return copy_steps_fixed<4>(dst, src, stride, kc);
-      case 6: return copy_steps_fixed<6>(dst, src, stride, kc);
-      case 8: return copy_steps_fixed<8>(dst, src, stride, kc);
-      case 16: return copy_steps_fixed<16>(dst, src, stride, kc);
-      case 64: return copy_steps_fixed<64>(dst, src, stride, kc);
-      default: break;
-    }
+// Prepares the MR-row micro-panels of rows [i0, i0 + mc) x columns [p0, p0 + kc) of A: refs[q]
+// says where the micro-kernel reads panel q. A full panel of a row-major A is read in place (the
+// transposing pack cost 10-25 % of the GPT products, and the rows kernel reads A as fast);
+// other panels are packed into dst (panel q at dst + q * kc * MR holds, for each p in order, the
+// MR values A(i0 + q*MR + r, p0 + p), zero past mc).
+void prepare_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst,
+               PanelRef* refs) {
+  const float* block = g.a + i0 * g.a_rs + p0 * g.a_cs;
+  if (g.a_rs == 1 && g.a_cs != 1) {
+    // Column-major A (TN, TT): all panels at once, reading A along its memory (see pack_steps).
+    ks.pack_steps(block, g.a_cs, static_cast<int>(mc), kc, mr, dst);
+    for (int64_t ib = 0; ib < mc; ib += mr, dst += kc * mr) *refs++ = PanelRef{dst, mr, false};
+    return;
   }
-  for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * width, src + p * stride, sizeof(float) * count);
-}
-
-// Packs rows [i0, i0 + mc) x columns [p0, p0 + kc) of A into MR-row micro-panels: panel q holds,
-// for each p in order, the MR values A(i0 + q*MR + r, p0 + p); rows past mc are zero.
-void pack_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
-  for (int64_t ib = 0; ib < mc; ib += mr, dst += kc * mr) {
+  for (int64_t ib = 0; ib < mc; ib += mr, dst += kc * mr, ++refs) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ib));
-    const float* src = g.a + (i0 + ib) * g.a_rs + p0 * g.a_cs;
-    if (g.a_rs == 1) {
-      // Column-major A (TN, TT): each step's MR values are already contiguous.
-      copy_steps(dst, mr, src, g.a_cs, rows, kc);
-      zero_unused_lanes(dst, kc, rows, mr);
-    } else if (g.a_cs == 1) {
-      // Row-major A (NN, NT): a transpose, in 8x8 register blocks in the SIMD files; zero-pads itself.
+    const float* src = block + ib * g.a_rs;
+    if (g.a_cs == 1 && rows == mr) {
+      *refs = PanelRef{src, g.a_rs, true};  // row-major A (NN, NT), read in place
+      continue;
+    }
+    *refs = PanelRef{dst, mr, false};
+    if (g.a_cs == 1) {
+      // The last, partial panel of a row-major A: a transpose, in 8x8 register blocks in the
+      // SIMD files; zero-pads itself.
       ks.pack_transposed(src, g.a_rs, rows, kc, mr, dst);
     } else {
       for (int r = 0; r < rows; ++r) {
@@ -177,17 +194,21 @@ void pack_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int64_
   }
 }
 
-// Packs rows [p0, p0 + kc) x columns [j0, j0 + nc) of B into NR-column micro-panels: panel q
-// holds, for each p in order, the NR values B(p0 + p, j0 + q*NR + j); columns past nc are zero.
+// Packs rows [p0, p0 + kc) x columns [j0, j0 + nc) of B into NR-column micro-panels: panel q at
+// dst + q * kc * NR holds, for each p in order, the NR values B(p0 + p, j0 + q*NR + j), zero past nc.
+// B is never read in place: a row-major B with rows a multiple of 4 KiB apart puts every step of
+// a panel in the same few L1 sets (1024^3 ran at 40 % of the packed speed).
 void pack_b(const Sgemm& g, const IsaKernels& ks, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
+  const float* block = g.b + p0 * g.b_rs + j0 * g.b_cs;
+  if (g.b_cs == 1) {
+    // Row-major B (NN, TN): every panel at once, reading B along its rows.
+    ks.pack_steps(block, g.b_rs, static_cast<int>(nc), kc, nr, dst);
+    return;
+  }
   for (int64_t jb = 0; jb < nc; jb += nr, dst += kc * nr) {
     const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jb));
-    const float* src = g.b + p0 * g.b_rs + (j0 + jb) * g.b_cs;
-    if (g.b_cs == 1) {
-      // Row-major B (NN, TN): a straight copy of NR floats per step.
-      copy_steps(dst, nr, src, g.b_rs, cols, kc);
-      zero_unused_lanes(dst, kc, cols, nr);
-    } else if (g.b_rs == 1) {
+    const float* src = block + jb * g.b_cs;
+    if (g.b_rs == 1) {
       // B = W^T of a row-major W (NT, TT): a transpose, like row-major A.
       ks.pack_transposed(src, g.b_cs, cols, kc, nr, dst);
     } else {
@@ -203,17 +224,35 @@ void pack_b(const Sgemm& g, const IsaKernels& ks, int64_t p0, int64_t kc, int64_
 // same accumulation order. Blocks are balanced: k = 300 with KC = 256 gives 152 + 148, not 256 + 44.
 int64_t k_block_size(int64_t k, int64_t kc_max) { return ceil_div(k, ceil_div(k, kc_max)); }
 
+// The K block: longer when A is read in place (its micro-panel, MR rows of it, stays in L1 anyway,
+// and C is then read back fewer times). Depends only on the product, not on the thread split.
+int64_t k_step(const Sgemm& g, const IsaKernels& ks) {
+  return k_block_size(g.k, g.a_cs == 1 ? ks.kc_in_place : ks.kc);
+}
+
+// The N block (packed B): about as many floats as KC x NC whatever the K block.
+int64_t n_step(const IsaKernels& ks, int64_t kc_step) {
+  return std::max<int64_t>(ks.nr, std::min(ks.nc, ks.kc * ks.nc / kc_step) / ks.nr * ks.nr);
+}
+
 // C(m0:m1, n0:n1) on the calling thread. m0 and n0 are multiples of MR and NR.
 // row_bias: the bias of a transposed problem (one value per row of C), or null.
 void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int64_t m0, int64_t m1, int64_t n0,
-                    int64_t n1) {
+                    int64_t n1, uint64_t call) {
   const int mr = ks.mr, nr = ks.nr;
-  const int64_t kc_step = k_block_size(g.k, ks.kc);
-  const int64_t mc_step = round_up(ks.mc, mr);  // multiples of the tile: edge tiles only at m1, n1
-  const int64_t nc_step = round_up(ks.nc, nr);
+  const int64_t kc_step = k_step(g, ks), nc_step = n_step(ks, kc_step);
+  int64_t mc_step = round_up(ks.mc, mr);  // multiples of the tile: edge tiles only at m1, n1
+  if (g.a_rs == 1 && g.a_cs != 1) {
+    // Packing column-major A reads whole runs of MC floats per step: longer (balanced) blocks make
+    // it read more of each row of the source at once.
+    mc_step = round_up(ceil_div(m1 - m0, ceil_div(m1 - m0, 2 * ks.mc)), mr);
+  }
   Workspace& ws = thread_workspace();
-  float* a_panels = ws.a_panels.get(std::min(mc_step, round_up(m1 - m0, mr)) * kc_step);
-  float* b_panels = ws.b_panels.get(std::min(nc_step, round_up(n1 - n0, nr)) * kc_step);
+  const int64_t a_block = std::min(mc_step, round_up(m1 - m0, mr)), b_block = std::min(nc_step, round_up(n1 - n0, nr));
+  float* a_panels = ws.a_panels.get(a_block * kc_step);
+  float* b_panels = ws.b_panels.get(b_block * kc_step);
+  if (static_cast<int64_t>(ws.a_refs.size()) < a_block / mr) ws.a_refs.resize(a_block / mr);
+  PanelRef* a_refs = ws.a_refs.data();
 
   for (int64_t jc = n0; jc < n1; jc += nc_step) {
     const int64_t nc = std::min(nc_step, n1 - jc);
@@ -227,10 +266,20 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
       const float* bias = last_k_block ? g.bias : nullptr;
       const float* bias_per_row = last_k_block ? row_bias : nullptr;
 
-      pack_b(g, ks, pc, kc, jc, nc, nr, b_panels);
+      // A row band of the same product after another on this thread may find its B block packed.
+      if (call == 0 || ws.b_call != call || ws.b_allocation != ws.b_panels.allocations() || ws.b_pc != pc ||
+          ws.b_kc != kc || ws.b_jc != jc || ws.b_nc != nc) {
+        pack_b(g, ks, pc, kc, jc, nc, nr, b_panels);
+        ws.b_call = call;
+        ws.b_allocation = ws.b_panels.allocations();
+        ws.b_pc = pc;
+        ws.b_kc = kc;
+        ws.b_jc = jc;
+        ws.b_nc = nc;
+      }
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
         const int64_t mc = std::min(mc_step, m1 - ic);
-        pack_a(g, ks, ic, mc, pc, kc, mr, a_panels);
+        prepare_a(g, ks, ic, mc, pc, kc, mr, a_panels, a_refs);
         auto tile = [&](int64_t ir, int64_t jr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
@@ -238,7 +287,15 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
           tile_ep.bias = bias != nullptr ? bias + jc + jr : nullptr;
           tile_ep.row_bias = bias_per_row != nullptr ? bias_per_row + ic + ir : nullptr;
           float* c_tile = g.c + (ic + ir) * g.c_rs + (jc + jr) * g.c_cs;
-          ks.micro_kernel(kc, a_panels + ir * kc, b_panels + jr * kc, c_tile, g.c_rs, g.c_cs, rows, cols, tile_ep);
+          const PanelRef& a = a_refs[ir / mr];
+          MicroKernel kernel = a.rows ? ks.micro_kernel_rows : ks.micro_kernel;
+          if (cols < nr) {
+            // A narrow last column panel (n = 80: 16 of 64 columns) runs a narrower kernel.
+            const int64_t v = ceil_div(cols, ks.vector_width);
+            MicroKernel narrow = v >= 4 ? nullptr : a.rows ? ks.narrow_rows[v] : ks.narrow[v];
+            if (narrow != nullptr) kernel = narrow;
+          }
+          kernel(kc, a.p, a.stride, b_panels + jr * kc, nr, c_tile, g.c_rs, g.c_cs, rows, cols, tile_ep);
         };
         if (ks.order == LoopOrder::ColumnPanelOuter) {
           for (int64_t jr = 0; jr < nc; jr += nr) {
@@ -325,12 +382,17 @@ void validate(const Sgemm& g, const char* who) {
   if (g.k > 0) check(g.a != nullptr && g.b != nullptr, Code::InvalidArgument, who, ": A or B is null");
 }
 
-// Whether C^T = B^T A^T wastes clearly less of the micro-tile on padding (e.g. n = 10 with
-// NR = 64 pads to 64 columns, while m = 10 with MR = 6 pads to 12 rows). Depends only on the shape.
+// Whether C^T = B^T A^T is clearly cheaper: it wastes less of the micro-tile on padding (n = 10
+// with NR = 64 pads to 64 columns, while m = 10 with MR = 6 pads to 12 rows), but an orientation
+// whose C has a column stride merges every tile through the scalar code, once per K block (with
+// k = 128 that cost as much as the multiply-adds: a 4096 x 128 x 80 product ran 1.5x slower
+// transposed). Depends only on the shape and strides.
 bool prefer_transposed(const Sgemm& g, const IsaKernels& ks) {
-  const int64_t padded = round_up(g.m, ks.mr) * round_up(g.n, ks.nr);
-  const int64_t padded_transposed = round_up(g.n, ks.mr) * round_up(g.m, ks.nr);
-  return 4 * padded_transposed < 3 * padded;
+  constexpr int64_t kScalarMergeCost = 128;  // per element of C and K block, in multiply-adds
+  const int64_t merges = g.m * g.n * ceil_div(g.k, ks.kc) * kScalarMergeCost;
+  const int64_t cost = round_up(g.m, ks.mr) * round_up(g.n, ks.nr) * g.k + (g.c_cs != 1 ? merges : 0);
+  const int64_t cost_transposed = round_up(g.n, ks.mr) * round_up(g.m, ks.nr) * g.k + (g.c_rs != 1 ? merges : 0);
+  return 4 * cost_transposed < 3 * cost;
 }
 
 void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int max_threads);
@@ -376,20 +438,34 @@ void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, in
     threads = static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(1, work / kMinParallelWork)));
   }
   if (threads <= 1) {
-    gemm_rectangle(g, row_bias, ks, 0, g.m, 0, g.n);
+    gemm_rectangle(g, row_bias, ks, 0, g.m, 0, g.n, 0);
     return;
   }
+  const uint64_t call = g_product_count.fetch_add(1, std::memory_order_relaxed) + 1;
+  const int64_t kc_step = k_step(g, ks);
+  const bool single_b_block = g.k <= kc_step && g.n <= n_step(ks, kc_step);
   std::atomic<int> next_item{0};
   run_parallel(threads, [&](int, int workers) {
     // `workers` may be smaller than asked (a nested call runs inline with 1): plan for what we got.
-    const WorkSplit split = plan_split(g.m, g.n, g.k, ks.mr, ks.nr, workers);
+    WorkSplit split = plan_split(g.m, g.n, g.k, ks.mr, ks.nr, workers);
+    if (split.parts_n == 1 && single_b_block) {
+      // Each thread packs B once (the cache in gemm_rectangle) whatever number of row bands it
+      // takes: small bands cost nothing and even out the threads' finishing times.
+      split.parts_m = static_cast<int>(std::min<int64_t>(ceil_div(g.m, ks.mr), 8 * workers));
+    } else if (!single_b_block) {
+      // With several K blocks every row band packs all of B (and every column band all of A),
+      // which costs as much as a few percent of a short band's multiply-adds: one band per
+      // thread (dW = dY^T X with K = 4096: 128-512 rows or columns).
+      if (split.parts_n == 1 && g.m < 1024 * workers) split.parts_m = std::min(split.parts_m, workers);
+      if (split.parts_m == 1 && g.n < 1024 * workers) split.parts_n = std::min(split.parts_n, workers);
+    }
     for (;;) {
       const int item = next_item.fetch_add(1, std::memory_order_relaxed);
       if (item >= split.parts_m * split.parts_n) break;
       int64_t m0, m1, n0, n1;
       split_range(g.m, ks.mr, item / split.parts_n, split.parts_m, &m0, &m1);
       split_range(g.n, ks.nr, item % split.parts_n, split.parts_n, &n0, &n1);
-      if (m0 < m1 && n0 < n1) gemm_rectangle(g, row_bias, ks, m0, m1, n0, n1);
+      if (m0 < m1 && n0 < n1) gemm_rectangle(g, row_bias, ks, m0, m1, n0, n1, call);
     }
   });
 }
@@ -407,6 +483,16 @@ void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs,
       if (ep.bias != nullptr) v += ep.bias[j];
       if (ep.row_bias != nullptr) v += ep.row_bias[r];
       *cp = activate(v, ep.activation);
+    }
+  }
+}
+
+void pack_steps_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst) {
+  const int panels = static_cast<int>(ceil_div(rows, width));
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int q = 0; q < panels; ++q) {
+      float* d = dst + (q * kc + p) * width;
+      for (int r = 0; r < width; ++r) d[r] = q * width + r < rows ? src[p * stride + q * width + r] : 0.0f;
     }
   }
 }

@@ -80,9 +80,34 @@ namespace {
 // double-pumped: same FLOP rate as ymm) the 6x64 zmm kernel gives up no FMA rate and needs a
 // third of the loads per flop of a 6x16 ymm kernel, so it should remain the right choice there;
 // JOULE_ISA=avx2 selects the pure AVX2 6x16 kernel for comparison.
-const IsaKernels kAvx512 = {"avx512-zmm-6x64-pf8", 6, 64, micro_kernel<Zmm, 6, 4, 8>, 320, 120, 640,
-                            LoopOrder::RowPanelOuter, gemv_rows<Zmm>, gemv_cols<Zmm>, merge_row<Zmm>,
-                            pack_transposed_simd, gelu_row<Zmm>, gelu_grad_row<Zmm>};
+//
+// The same kernel also reads a row-major A in place (the rows variant; K block 512 then, see
+// kc_in_place), and 6x16 / 6x32 / 6x48 versions of it take a narrow last column panel (n = 80:
+// 16 columns). At the GPT training shapes (M = 4096, K = 128-512, N = 128-512, and the weight
+// gradients 128-512 x 4096 x 128-512) these took the products from 35-55 % to 45-70 % of the FMA
+// peak on 2 threads (docs/AS-BUILT.md, fp32 GEMM).
+const IsaKernels kAvx512 = {
+    "avx512-zmm-6x64-pf8",
+    6,
+    64,
+    micro_kernel<Zmm, 6, 4, 8, false>,
+    micro_kernel<Zmm, 6, 4, 8, true>,
+    /*vector_width=*/16,
+    {nullptr, micro_kernel<Zmm, 6, 1, 8, false>, micro_kernel<Zmm, 6, 2, 8, false>, micro_kernel<Zmm, 6, 3, 8, false>},
+    {nullptr, micro_kernel<Zmm, 6, 1, 8, true>, micro_kernel<Zmm, 6, 2, 8, true>, micro_kernel<Zmm, 6, 3, 8, true>},
+    /*kc=*/320,
+    /*mc=*/120,
+    /*nc=*/640,
+    /*kc_in_place=*/512,
+    LoopOrder::RowPanelOuter,
+    gemv_rows<Zmm>,
+    gemv_cols<Zmm>,
+    merge_row<Zmm>,
+    pack_transposed_simd,
+    pack_steps_simd,
+    gelu_row<Zmm>,
+    gelu_grad_row<Zmm>,
+};
 
 }  // namespace
 

@@ -12,18 +12,28 @@ namespace {
 constexpr int kGenericMr = 4;
 constexpr int kGenericNr = 8;
 
-void generic_micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t c_rs, int64_t c_cs, int rows,
-                          int cols, const TileEpilogue& ep) {
+// A(r, p) = a[r * a_rs + p * a_cs]: the steps kernel passes (1, a_stride), the rows kernel (a_stride, 1).
+void generic_tile(int64_t kc, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_stride, float* c,
+                  int64_t c_rs, int64_t c_cs, int rows, int cols, const TileEpilogue& ep) {
   float acc[kGenericMr][kGenericNr] = {};
   for (int64_t p = 0; p < kc; ++p) {
     for (int r = 0; r < kGenericMr; ++r) {
-      const float ar = a[r];
+      const float ar = a[r * a_rs + p * a_cs];
       for (int j = 0; j < kGenericNr; ++j) acc[r][j] += ar * b[j];
     }
-    a += kGenericMr;
-    b += kGenericNr;
+    b += b_stride;
   }
   merge_tile_scalar(&acc[0][0], kGenericNr, c, c_rs, c_cs, rows, cols, ep);
+}
+
+void generic_micro_kernel(int64_t kc, const float* a, int64_t a_stride, const float* b, int64_t b_stride, float* c,
+                          int64_t c_rs, int64_t c_cs, int rows, int cols, const TileEpilogue& ep) {
+  generic_tile(kc, a, 1, a_stride, b, b_stride, c, c_rs, c_cs, rows, cols, ep);
+}
+
+void generic_micro_kernel_rows(int64_t kc, const float* a, int64_t a_stride, const float* b, int64_t b_stride,
+                               float* c, int64_t c_rs, int64_t c_cs, int rows, int cols, const TileEpilogue& ep) {
+  generic_tile(kc, a, a_stride, 1, b, b_stride, c, c_rs, c_cs, rows, cols, ep);
 }
 
 void generic_gemv_rows(int64_t k, int64_t n, const float* x, const float* b, int64_t b_rs, float* y) {
@@ -61,14 +71,20 @@ const IsaKernels kGenericKernels = {
     kGenericMr,
     kGenericNr,
     generic_micro_kernel,
+    generic_micro_kernel_rows,
+    /*vector_width=*/kGenericNr,  // no narrow kernels
+    {},
+    {},
     /*kc=*/256,
     /*mc=*/128,
     /*nc=*/1024,
+    /*kc_in_place=*/256,
     LoopOrder::ColumnPanelOuter,
     generic_gemv_rows,
     generic_gemv_cols,
     generic_merge_row,
     pack_transposed_scalar,
+    pack_steps_scalar,
     generic_gelu_row,
     generic_gelu_grad_row,
 };

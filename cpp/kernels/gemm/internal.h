@@ -21,12 +21,14 @@ struct TileEpilogue {
   Activation activation = Activation::None;
 };
 
-// A register-tiled micro-kernel. a_panel holds kc steps of MR floats (one per row),
-// b_panel kc steps of NR floats (one per column), both packed and 64-byte aligned.
-// It computes the MR x NR block of dot products and merges the top-left rows x cols part of it
-// into C (rows <= MR, cols <= NR; the packed panels are zero-padded beyond them).
-using MicroKernel = void (*)(int64_t kc, const float* a_panel, const float* b_panel, float* c, int64_t c_rs,
-                             int64_t c_cs, int rows, int cols, const TileEpilogue& ep);
+// A register-tiled micro-kernel. It computes the MR x NR block of dot products over kc steps and
+// merges the top-left rows x cols part of it into C (rows <= MR, cols <= NR). B is read as
+// B(p, j) = b[p * b_stride + j] and A, depending on the kernel, as
+//   steps: A(r, p) = a[p * a_stride + r]  (a packed micro-panel: a_stride = MR)
+//   rows:  A(r, p) = a[r * a_stride + p]  (row-major A, read in place)
+// All MR rows and all the kernel's columns are read: partial panels are packed with zero padding.
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_stride, const float* b, int64_t b_stride, float* c,
+                             int64_t c_rs, int64_t c_cs, int rows, int cols, const TileEpilogue& ep);
 
 // y[j] = sum_p x[p] * B(p, j) for j < n, with B's columns contiguous (b_cs == 1) ...
 using GemvRowsKernel = void (*)(int64_t k, int64_t n, const float* x, const float* b, int64_t b_rs, float* y);
@@ -46,6 +48,12 @@ enum class LoopOrder {
 // when it is row-major (rows = MR rows of A) and B when it is column-major (rows = NR columns).
 using PackTransposedKernel = void (*)(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
 
+// Packing of an operand whose `rows` values of a step are contiguous and steps `stride` apart
+// (column-major A, row-major B), all panels at once: panel q of ceil(rows / width) at
+// dst + q * kc * width holds, for each p in order, the width values src[p * stride + q * width + r],
+// zero past `rows`.
+using PackStepsKernel = void (*)(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
+
 // The GELU of the epilogue over n contiguous floats (y = gelu(x)), and its derivative
 // (dz = dy * gelu'(z)): the elementwise op and the fused linear's backward use them.
 using GeluRowKernel = void (*)(const float* x, float* y, int64_t n);
@@ -55,13 +63,21 @@ using GeluGradRowKernel = void (*)(const float* dy, const float* z, float* dz, i
 struct IsaKernels {
   const char* name;
   int mr, nr;
-  MicroKernel micro_kernel;
+  MicroKernel micro_kernel;       // A in steps (packed panels)
+  MicroKernel micro_kernel_rows;  // A in rows (row-major A read in place)
+  // For the last column panel when it is narrow: kernels computing only the first v * vector_width
+  // columns of the tile (B still packed NR wide), [v] for v = 1 .. NR / vector_width - 1; null
+  // where there is none (the full kernel then runs on the zero padding).
+  int vector_width;
+  MicroKernel narrow[4], narrow_rows[4];
   int64_t kc, mc, nc;  // K block (panels in L1/L2), M block (packed A), N block (packed B)
+  int64_t kc_in_place;  // K block when A is row-major and read in place (NC shrinks to match)
   LoopOrder order;
   GemvRowsKernel gemv_rows;
   GemvColsKernel gemv_cols;
   MergeRowKernel merge_row;
   PackTransposedKernel pack_transposed;
+  PackStepsKernel pack_steps;
   GeluRowKernel gelu_row;
   GeluGradRowKernel gelu_grad_row;
 };
@@ -75,7 +91,8 @@ const IsaKernels* avx512_kernels();
 void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs, int64_t c_cs, int64_t rows,
                        int64_t cols, const TileEpilogue& ep);
 
-// The plain C++ transposed packing (generic kernels; tails of the SIMD ones).
+// The plain C++ packings (generic kernels; tails of the SIMD ones).
 void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
+void pack_steps_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
 
 }  // namespace joule::gemm::detail
