@@ -11,6 +11,15 @@ const ROOT = path.resolve(__dirname, '..');
 describe('joule demo', function () {
   this.timeout(180000);
 
+  it('the built `joule` command is executable (what `npx joule` runs) and answers `info`', function () {
+    const bin = path.join(ROOT, (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: { joule: string } }).bin.joule);
+    if (!fs.existsSync(bin)) this.skip();  // not built yet: npm install / npm run build:ts makes it
+    assert.ok((fs.statSync(bin).mode & 0o111) !== 0, `${bin} is not executable: npx joule would fail with "Permission denied"`);
+    const r = spawnSync(bin, ['info'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, `exit ${r.status}\n${r.stderr}`);
+    assert.match(r.stdout, /joule/i);
+  });
+
   it('`joule demo --quick --json` fills every column of its table (or names the reason) and writes an HTML report', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joule-demo-test-'));
     const html = path.join(dir, 'report.html');
