@@ -1,6 +1,8 @@
 // Training throughput: MLP 784-1024-1024-10 (ReLU), cross-entropy, batch 256, random data,
 // SGD (momentum 0.9) and AdamW, 1 and 2 threads: Joule beside PyTorch, measured in the same run.
-// Each figure: median (min-max) samples/s over several samples of >= 0.5 s, after warm-up.
+// Each figure: median (min-max) samples/s over several samples of >= 0.5 s, after warm-up, taken
+// in ROUNDS alternating Joule / PyTorch rounds (the host's speed drifts 10-20 % within minutes:
+// back-to-back blocks gave 1.06x and 1.30x for the same code ten minutes apart).
 // Usage: npx tsx bench/train.ts   (or npm run bench -- train)
 // PyTorch: Debian's /usr/bin/python3 with python3-torch and the OpenMP OpenBLAS
 // (apt-get install -y python3-torch libopenblas0-openmp), as in ../shared/anchors.
@@ -11,7 +13,8 @@ import * as jl from '../lib/index';
 import { machine, Stats, stats, table } from './common';
 
 const BATCH = 256;
-const REPS = Number(process.env.REPS ?? 5);
+const REPS = Number(process.env.REPS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MIN_SECONDS = 0.5;
 const OPTIMIZERS = ['sgd', 'adamw'] as const;
 type OptName = (typeof OPTIMIZERS)[number];
@@ -69,24 +72,34 @@ function torchSamplesPerSec(threads: number): { results: Record<OptName, number[
 const cell = (s: Stats) => `${Math.round(s.median)} (${Math.round(s.min)}-${Math.round(s.max)})`;
 
 export async function run(): Promise<void> {
-  console.log(`# train: MLP 784-1024-1024-10, batch ${BATCH}, random data — samples/s, median (min-max) of ${REPS}`);
+  console.log(`# train: MLP 784-1024-1024-10, batch ${BATCH}, random data — samples/s, median (min-max) of ${ROUNDS} x ${REPS}`);
   console.log(`machine: ${machine()}; Joule isa ${jl.getIsa()}`);
   const rows: (string | number)[][] = [];
   let torchNote = '';
   const initialThreads = jl.getNumThreads();
   for (const threads of [1, 2]) {
     jl.setNumThreads(threads);
-    const joule: Record<string, Stats> = {};
-    for (const o of OPTIMIZERS) joule[o] = stats(jouleSamplesPerSec(o));
-    const torch = torchSamplesPerSec(threads);
-    if ('error' in torch) torchNote = `PyTorch unavailable: ${torch.error} (install: apt-get install -y python3-torch libopenblas0-openmp)`;
-    else torchNote = `PyTorch ${torch.version} (Debian, OpenBLAS OpenMP), OMP_NUM_THREADS=t`;
-    for (const o of OPTIMIZERS) {
-      const j = joule[o];
+    const jouleRuns: Record<string, number[]> = { sgd: [], adamw: [] };
+    const torchRuns: Record<string, number[]> = { sgd: [], adamw: [] };
+    let torchError = '';
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const o of OPTIMIZERS) jouleRuns[o].push(...jouleSamplesPerSec(o));
+      if (torchError) continue;
+      const torch = torchSamplesPerSec(threads);
       if ('error' in torch) {
+        torchError = torch.error;
+        torchNote = `PyTorch unavailable: ${torch.error} (install: apt-get install -y python3-torch libopenblas0-openmp)`;
+      } else {
+        torchNote = `PyTorch ${torch.version} (Debian, OpenBLAS OpenMP), OMP_NUM_THREADS=t; ${ROUNDS} alternating rounds of ${REPS} samples`;
+        for (const o of OPTIMIZERS) torchRuns[o].push(...torch.results[o]);
+      }
+    }
+    for (const o of OPTIMIZERS) {
+      const j = stats(jouleRuns[o]);
+      if (torchError) {
         rows.push([String(threads), o === 'sgd' ? 'SGD m=0.9' : 'AdamW', cell(j), 'n/a', 'n/a']);
       } else {
-        const t = stats(torch.results[o]);
+        const t = stats(torchRuns[o]);
         rows.push([String(threads), o === 'sgd' ? 'SGD m=0.9' : 'AdamW', cell(j), cell(t), (j.median / t.median).toFixed(2)]);
       }
     }
