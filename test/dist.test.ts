@@ -293,7 +293,7 @@ describe('dist', function () {
       for (const k of [0, 1, 2]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks`));
     });
 
-    for (const [n, mode] of [[2, 'async'], [2, 'sync'], [2, 'accum'], [3, 'async']] as const) {
+    for (const [n, mode] of [[2, 'async'], [2, 'sync'], [2, 'accum'], [2, 'inplace'], [3, 'async']] as const) {
       it(`DDP (${n} ranks, ${mode}) equals single-process training on the whole batch after 20 steps`, async () => {
         const r = await launch(n, 'ddp_train.ts', { MODE: mode, STEPS: '20' });
         assert.equal(r.code, 0, r.out + r.err);

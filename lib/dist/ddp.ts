@@ -5,7 +5,10 @@
 // buckets (about bucketMB each, filled in reverse parameter order, the order backward produces
 // them): a hook (autograd's registerGradReadyHook) fires as soon as backward has finished a
 // parameter's gradient, and when a bucket's last gradient is in, its all-reduce starts on the
-// communication thread while backward goes on. Before optimizer.step(), await synchronize()
+// communication thread while backward goes on. Each bucket is one tensor, reduced in place, and
+// afterwards every parameter's .grad is a view of it (PyTorch's gradient_as_bucket_view): a
+// gradient is copied in once, never copied back, and a backward that accumulates into existing
+// gradients (zeroGrad(false), noSync) writes straight into the bucket. Before optimizer.step(), await synchronize()
 // (or call finishGradients(), which blocks): the remaining buckets are reduced and every
 // averaged gradient is in place. Inside noSync(fn) gradients only accumulate locally
 // (gradient accumulation); the next synchronised backward reduces the accumulated sums.
@@ -44,6 +47,11 @@ export interface DdpModel {
 
 interface Bucket {
   params: Tensor[];
+  /** Element offset of each parameter's gradient in flat. */
+  offsets: number[];
+  size: number;
+  /** The gradients side by side (made at the first reduction, on the parameters' device). */
+  flat: Tensor | null;
   ready: number;
   launched: boolean;
 }
@@ -89,17 +97,16 @@ export class DistributedDataParallel {
     }
 
     // Buckets in reverse order: the last layers' gradients are ready first.
-    let current: Bucket = { params: [], ready: 0, launched: false };
-    let bytes = 0;
+    const newBucket = (): Bucket => ({ params: [], offsets: [], size: 0, flat: null, ready: 0, launched: false });
+    let current = newBucket();
     for (const p of params.slice().reverse()) {
-      const size = p.size * 4;
-      if (current.params.length > 0 && bytes + size > this.bucketBytes) {
+      if (current.params.length > 0 && (current.size + p.size) * 4 > this.bucketBytes) {
         this.buckets.push(current);
-        current = { params: [], ready: 0, launched: false };
-        bytes = 0;
+        current = newBucket();
       }
       current.params.push(p);
-      bytes += size;
+      current.offsets.push(current.size);
+      current.size += p.size;
       this.bucketOf.set(p, current);
     }
     if (current.params.length) this.buckets.push(current);
@@ -183,32 +190,53 @@ export class DistributedDataParallel {
     }
   }
 
-  private gradHandles(bucket: Bucket) {
-    return bucket.params.map((p) => {
-      if (p.grad === null || p.grad.isDisposed) {
-        // Unused in this forward: a zero gradient, so that every rank reduces the same buffer.
-        p.grad = wrap(native.full(p.shape, 0, 'float32', p.device)).keep();
-      } else if (!native.layout(p.grad.handle).contiguous) {
-        const c = wrap(native.contiguous(p.grad.handle)).keep();
-        p.grad.dispose();
-        p.grad = c;
+  /**
+   * Gathers the bucket's gradients into its flat tensor and makes each parameter's .grad a view
+   * of it; returns the flat tensor. A gradient that already is its view (accumulated in place)
+   * stays; a missing one (parameter unused in this forward) becomes zeros, so that every rank
+   * reduces the same buffer.
+   */
+  private gather(bucket: Bucket): Tensor {
+    if (bucket.flat === null || bucket.flat.isDisposed) {
+      bucket.flat = wrap(native.full([bucket.size], 0, 'float32', bucket.params[0].device)).keep();
+    }
+    const flat = bucket.flat;
+    bucket.params.forEach((p, i) => {
+      const off = bucket.offsets[i];
+      const g = p.grad;
+      if (g !== null && !g.isDisposed && this.isBucketView(g, flat, off)) return;
+      const part = native.slice(flat.handle, 0, off, off + p.size, 1);
+      const view = wrap(native.reshape(part, p.shape)).keep();
+      native.dispose(part);
+      if (g === null || g.isDisposed) {
+        native.fill(view.handle, 0);
+      } else {
+        native.copyInto(view.handle, g.handle);
+        g.dispose();
       }
-      return p.grad.handle;
+      p.grad = view;
     });
+    return flat;
+  }
+
+  private isBucketView(g: Tensor, flat: Tensor, offset: number): boolean {
+    if (!native.sameStorage(g.handle, flat.handle)) return false;
+    const layout = native.layout(g.handle);
+    return layout.contiguous && layout.offset === native.layout(flat.handle).offset + offset;
   }
 
   private launch(bucket: Bucket, async: boolean): void {
     bucket.launched = true;
     this.launchedCount++;
-    const handles = this.gradHandles(bucket);
+    const flat = this.gather(bucket);
     if (async) {
-      const done = native.distAllReduceCoalesced(handles, 'avg', true);
+      const done = native.distAllReduce(flat.handle, 'avg', true);
       done.catch((e: unknown) => {
         if (this.error === null) this.error = e;
       });
       this.pending.push(done);
     } else {
-      native.distAllReduceCoalesced(handles, 'avg', false);
+      native.distAllReduce(flat.handle, 'avg', false);
     }
   }
 
@@ -272,5 +300,10 @@ export class DistributedDataParallel {
   dispose(): void {
     for (const r of this.removers) r();
     this.removers.length = 0;
+    // The parameters' gradients may still be views of the buckets: they keep their memory.
+    for (const b of this.buckets) {
+      if (b.flat !== null && !b.flat.isDisposed) b.flat.dispose();
+      b.flat = null;
+    }
   }
 }
