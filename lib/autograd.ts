@@ -75,10 +75,43 @@ export function registerGradReadyHook(leaf: Tensor, fn: (leaf: Tensor) => void):
   };
 }
 
+const gradHomes = new WeakMap<Tensor, (zeroed: boolean) => Tensor>();
+
+/**
+ * Gives leaf's gradient a home: when backward() makes a new gradient for leaf, it asks home for
+ * the tensor to hold it (of leaf's shape; zeroed if asked, as a fused op then adds into it) and
+ * writes there instead of allocating. DistributedDataParallel places gradients in its buckets
+ * this way. Returns a function that removes the home.
+ */
+export function setGradHome(leaf: Tensor, home: (zeroed: boolean) => Tensor): () => void {
+  gradHomes.set(leaf, home);
+  return () => {
+    if (gradHomes.get(leaf) === home) gradHomes.delete(leaf);
+  };
+}
+
+/**
+ * The tensor a fused backward may add leaf's gradient into: its current gradient, else a zeroed
+ * one from its home (installed as leaf.grad), else null (the op makes a new one).
+ */
+export function gradSink(leaf: Tensor): Tensor | null {
+  if (leaf.grad !== null && !leaf.grad.isDisposed) return leaf.grad;
+  const home = gradHomes.get(leaf);
+  if (!home) return null;
+  leaf.grad = home(true).keep();
+  return leaf.grad;
+}
+
 function accumulate(leaf: Tensor, g: Tensor): void {
   if (leaf.grad === null || leaf.grad.isDisposed) {
-    // Own copy: g may be a view of another tensor or shared with another leaf.
-    leaf.grad = new Tensor(native.clone(g.handle)).keep();
+    const home = gradHomes.get(leaf);
+    if (home) {
+      leaf.grad = home(false).keep();
+      native.copyInto(leaf.grad.handle, g.handle);
+    } else {
+      // Own copy: g may be a view of another tensor or shared with another leaf.
+      leaf.grad = new Tensor(native.clone(g.handle)).keep();
+    }
   } else {
     native.binaryInplace('add', leaf.grad.handle, g.handle);
   }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import * as jl from '../lib/index';
 import { Tensor } from '../lib/index';
+import { setGradHome } from '../lib/autograd';
 
 const F = jl.nn.functional;
 
@@ -243,5 +244,54 @@ describe('gradcheck: nn layers and losses', () => {
     }
     gradcheck('kl logTarget', [{ shape: [7, 5] }, { shape: [7, 5] }], ([x, l]) => F.klDiv(jl.logSoftmax(x, 1), jl.logSoftmax(l, 1), { logTarget: true }));
     jl.dispose([t, y]);
+  });
+});
+
+describe('gradient homes (setGradHome)', () => {
+  it('backward makes a new leaf gradient in its home, for fused and generic ops, and adds to it after', () => {
+    const home = jl.full([2, 12], 7).keep(); // stale values: a zeroed part must be zeroed by the home
+    const w = jl.randn([3, 4]).keep().requiresGrad_();
+    const v = jl.randn([4]).keep().requiresGrad_();
+    const x = jl.randn([5, 4]).keep();
+    const asked: string[] = [];
+    const removers = [
+      setGradHome(w, (zeroed) => {
+        asked.push(`w ${zeroed}`);
+        const h = home.slice(0, 0, 1).reshape([3, 4]);
+        if (zeroed) h.fill_(0);
+        return h;
+      }),
+      setGradHome(v, (zeroed) => {
+        asked.push(`v ${zeroed}`);
+        const h = home.slice(0, 1, 2).slice(1, 0, 4).reshape([4]);
+        if (zeroed) h.fill_(0);
+        return h;
+      }),
+    ];
+    const loss = () => jl.tidy(() => jl.add(F.linear(x, w).sum(), jl.mul(x, v).square().sum()).backward());
+    const expected = () => {
+      const wr = jl.tidy(() => { const ww = w.detach().requiresGrad_(); F.linear(x, ww).sum().backward(); return ww.grad!.data(); });
+      const vr = jl.tidy(() => { const vv = v.detach().requiresGrad_(); jl.mul(x, vv).square().sum().backward(); return vv.grad!.data(); });
+      return { wr, vr };
+    };
+    loss();
+    // linear adds dW into a zeroed home; the generic path copies into an uninitialised one.
+    assert.deepEqual(asked.sort(), ['v false', 'w true']);
+    const { wr, vr } = expected();
+    const row = (r: number, n: number) => Array.from(home.data() as Float32Array).slice(r * 12, r * 12 + n);
+    assert.deepEqual(row(0, 12), Array.from(wr as Float32Array));
+    assert.deepEqual(row(1, 4), Array.from(vr as Float32Array));
+    assert.deepEqual(Array.from(home.data() as Float32Array).slice(16), [7, 7, 7, 7, 7, 7, 7, 7], 'outside the homes untouched');
+    // The gradients are views of the home: a second backward adds there.
+    loss();
+    const twice = Array.from(home.data() as Float32Array).slice(0, 12);
+    twice.forEach((g, i) => assert.ok(Math.abs(g - 2 * (wr as Float32Array)[i]) <= 1e-5 * Math.abs(g) + 1e-6));
+    assert.equal(asked.length, 2);
+    // Without a home, a new gradient is the leaf's own tensor again.
+    for (const r of removers) r();
+    w.grad!.dispose(); w.grad = null;
+    loss();
+    assert.deepEqual(Array.from(home.data() as Float32Array).slice(0, 12), twice);
+    jl.dispose([home, w, v, x, w.grad!, v.grad!]);
   });
 });

@@ -6,13 +6,14 @@
 // them): a hook (autograd's registerGradReadyHook) fires as soon as backward has finished a
 // parameter's gradient, and when a bucket's last gradient is in, its all-reduce starts on the
 // communication thread while backward goes on. Each bucket is one tensor, reduced in place, and
-// afterwards every parameter's .grad is a view of it (PyTorch's gradient_as_bucket_view): a
-// gradient is copied in once, never copied back, and a backward that accumulates into existing
-// gradients (zeroGrad(false), noSync) writes straight into the bucket. Before optimizer.step(), await synchronize()
+// every parameter's .grad is a view of it (PyTorch's gradient_as_bucket_view): backward makes new
+// gradients in the buckets (autograd's setGradHome) and fused ops write them there directly, so
+// nothing is copied in or out; a gradient made elsewhere (assigned by the caller) is copied in
+// when its bucket is reduced. Before optimizer.step(), await synchronize()
 // (or call finishGradients(), which blocks): the remaining buckets are reduced and every
 // averaged gradient is in place. Inside noSync(fn) gradients only accumulate locally
 // (gradient accumulation); the next synchronised backward reduces the accumulated sums.
-import { registerGradReadyHook } from '../autograd';
+import { registerGradReadyHook, setGradHome } from '../autograd';
 import { describe, fail } from '../errors';
 import { native } from '../native';
 import { Tensor, wrap } from '../tensor';
@@ -50,7 +51,7 @@ interface Bucket {
   /** Element offset of each parameter's gradient in flat. */
   offsets: number[];
   size: number;
-  /** The gradients side by side (made at the first reduction, on the parameters' device). */
+  /** The gradients side by side, on the parameters' device (null after dispose()). */
   flat: Tensor | null;
   ready: number;
   launched: boolean;
@@ -110,6 +111,17 @@ export class DistributedDataParallel {
       this.bucketOf.set(p, current);
     }
     if (current.params.length) this.buckets.push(current);
+    for (const b of this.buckets) {
+      const flat = wrap(native.full([b.size], 0, 'float32', b.params[0].device)).keep();
+      b.flat = flat;
+      b.params.forEach((p, i) => {
+        this.removers.push(setGradHome(p, (zeroed) => {
+          const view = this.viewOf(flat, b.offsets[i], p);
+          if (zeroed) native.fill(view.handle, 0);
+          return view;
+        }));
+      });
+    }
     for (const p of params) this.removers.push(registerGradReadyHook(p, (leaf) => this.onGradReady(leaf)));
   }
 
@@ -205,9 +217,7 @@ export class DistributedDataParallel {
       const off = bucket.offsets[i];
       const g = p.grad;
       if (g !== null && !g.isDisposed && this.isBucketView(g, flat, off)) return;
-      const part = native.slice(flat.handle, 0, off, off + p.size, 1);
-      const view = wrap(native.reshape(part, p.shape)).keep();
-      native.dispose(part);
+      const view = this.viewOf(flat, off, p).keep();
       if (g === null || g.isDisposed) {
         native.fill(view.handle, 0);
       } else {
@@ -217,6 +227,14 @@ export class DistributedDataParallel {
       p.grad = view;
     });
     return flat;
+  }
+
+  /** Parameter p's part of a bucket, shaped like p. */
+  private viewOf(flat: Tensor, offset: number, p: Tensor): Tensor {
+    const part = native.slice(flat.handle, 0, offset, offset + p.size, 1);
+    const view = wrap(native.reshape(part, p.shape));
+    native.dispose(part);
+    return view;
   }
 
   private isBucketView(g: Tensor, flat: Tensor, offset: number): boolean {

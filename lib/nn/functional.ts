@@ -1,6 +1,6 @@
 // nn.functional: layers and losses as functions. The hot ones (linear, crossEntropy, layerNorm)
 // are single native calls with fused native backwards; the rest are compositions of ops.
-import { needsGrad, noGrad, record } from '../autograd';
+import { gradSink, needsGrad, noGrad, record } from '../autograd';
 import { checkOptions, describe, fail } from '../errors';
 import { native } from '../native';
 import { sumTo } from '../ops/helpers';
@@ -28,13 +28,13 @@ function reduce(loss: Tensor, reduction: string): Tensor {
 
 /**
  * Where a fused backward may write a leaf's gradient directly (GEMM beta = 1), instead of
- * returning it for autograd to copy or add: the leaf's existing gradient, or null when a new one
- * is to be made (then adopt() installs it). Non-leaves get their gradient through autograd.
+ * returning it for autograd to copy or add: the leaf's existing gradient (or a zeroed one from its
+ * home, see setGradHome), or 'new' when a new one is to be made (then adopt() installs it).
+ * Non-leaves get their gradient through autograd.
  */
 function directSink(t: Tensor | null): 'no' | 'new' | Tensor {
   if (!t || !t.requiresGrad || !t.isLeaf) return 'no';
-  if (t.grad === null || t.grad.isDisposed) return 'new';
-  return t.grad;
+  return gradSink(t) ?? 'new';
 }
 
 function adopt(leaf: Tensor, h: Tensor): void {
