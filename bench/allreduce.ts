@@ -2,7 +2,7 @@
 // (torch.distributed) in one run: fp32 sum of 4 KB, 1 MB, 16 MB and 64 MB; latency per call,
 // algorithm bandwidth (bytes / time) and bus bandwidth (algbw * 2(n-1)/n). Same method on both
 // sides: 3 warm-up calls, then 5 samples of `iters` calls each (iters = 256 MB / size, 3..200),
-// each sample started after a barrier; medians.
+// each sample started after a barrier; medians. ALLREDUCE_SIZES=bytes,bytes,... measures other sizes.
 import { spawnSync } from 'child_process';
 import * as net from 'net';
 import * as path from 'path';
@@ -46,7 +46,7 @@ export async function torchDist(args: string[]): Promise<{ torch: string; result
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
-const SIZES = [4096, 1 << 20, 16 << 20, 64 << 20];
+const SIZES = (process.env.ALLREDUCE_SIZES ?? `${4096},${1 << 20},${16 << 20},${64 << 20}`).split(",").map(Number);
 const REPS = 5;
 export type TorchResult = Awaited<ReturnType<typeof torchDist>>;
 

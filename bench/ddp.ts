@@ -4,7 +4,7 @@
 // sides: 3 warm-up steps, then 5 samples of 20 steps each between barriers; median samples/s
 // counted globally.
 import { machine, table } from './common';
-import { launchWorker, torchDist, TorchResult } from './allreduce';
+import { launchWorker, torchDist } from './allreduce';
 
 const BATCHES = [128, 256];
 const REPS = 5;
@@ -12,7 +12,8 @@ const STEPS = Number(process.env.DDP_STEPS ?? 20);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 async function worker(): Promise<void> {
@@ -52,30 +53,34 @@ async function worker(): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  // BENCH_ROUNDS alternating runs of each side (default 2), the best of each kept: this machine
-  // may be shared, and load hits whichever side runs at the time.
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
-  const best = (a: Record<string, number>, b: Record<string, number>) => {
-    const out = { ...a };
-    for (const [k, v] of Object.entries(b)) out[k] = k in out ? Math.max(out[k], v) : v;
-    return out;
-  };
-  let joule: Record<string, number> = {};
-  let torch = { error: 'not run' } as TorchResult;
+  // BENCH_ROUNDS rounds (default 4), each a Joule launch then a PyTorch one: the host's speed
+  // drifts 10-30 % within minutes, so each round gives a ratio of two runs minutes apart at most,
+  // and the table shows the medians (the best of each side, as before, could pair Joule's fast
+  // minute with PyTorch's slow one or the reverse).
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
+  const jouleRuns: Record<string, number>[] = [];
+  const torchRuns: Record<string, number>[] = [];
+  let torchNote = '';
   for (let r = 0; r < rounds; r++) {
-    joule = best(joule, launchWorker(__filename) as Record<string, number>);
+    jouleRuns.push(launchWorker(__filename) as Record<string, number>);
     const t = await torchDist(['--what', 'ddp', '--batches', BATCHES.join(','), '--reps', String(REPS), '--steps', String(STEPS)]);
-    if ('result' in t) torch = 'result' in torch ? { torch: t.torch, result: best(torch.result, t.result) } : t;
-    else if (!('result' in torch)) torch = t;
+    if ('result' in t) {
+      torchRuns.push(t.result);
+      torchNote = `PyTorch ${t.torch}`;
+    } else {
+      torchNote = t.error;
+    }
   }
+  const fmt = (xs: number[]) => xs.map((x) => (x >= 10 ? Math.round(x) : x.toFixed(2))).join(' / ');
   console.log(`\n## DDP training, MLP 784-1024-1024-10, SGD momentum, 2 ranks x 1 thread (${machine()})`);
-  if ('error' in torch) console.log(torch.error);
-  else console.log(`PyTorch ${torch.torch}`);
-  console.log(table(['global batch', 'Joule samples/s', 'PyTorch samples/s', 'speed-up'],
+  console.log(`${torchNote}; ${rounds} rounds (Joule, then PyTorch); medians, then every round`);
+  console.log(table(['global batch', 'Joule samples/s', 'PyTorch samples/s', 'speed-up (median of rounds)', 'speed-up per round'],
     BATCHES.map((b) => {
-      const j = joule[String(b)];
-      const t = 'result' in torch ? torch.result[String(b)] : NaN;
-      return [b * 2, j, t, j / t];
+      const k = String(b);
+      const j = jouleRuns.map((x) => x[k]);
+      const t = torchRuns.map((x) => x[k]);
+      const ratios = t.length === j.length ? j.map((v, i) => v / t[i]) : [];
+      return [b * 2, median(j), t.length ? median(t) : NaN, ratios.length ? median(ratios) : NaN, ratios.length ? fmt(ratios) : '-'];
     })));
 }
 
