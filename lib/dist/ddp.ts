@@ -51,7 +51,7 @@ interface Bucket {
   /** Element offset of each parameter's gradient in flat. */
   offsets: number[];
   size: number;
-  /** The gradients side by side, on the parameters' device (null after dispose()). */
+  /** The gradients side by side (see flatOf; null until first used and after dispose()). */
   flat: Tensor | null;
   ready: number;
   launched: boolean;
@@ -112,11 +112,9 @@ export class DistributedDataParallel {
     }
     if (current.params.length) this.buckets.push(current);
     for (const b of this.buckets) {
-      const flat = wrap(native.full([b.size], 0, 'float32', b.params[0].device)).keep();
-      b.flat = flat;
       b.params.forEach((p, i) => {
         this.removers.push(setGradHome(p, (zeroed) => {
-          const view = this.viewOf(flat, b.offsets[i], p);
+          const view = this.viewOf(this.flatOf(b), b.offsets[i], p);
           if (zeroed) native.fill(view.handle, 0);
           return view;
         }));
@@ -209,10 +207,7 @@ export class DistributedDataParallel {
    * reduces the same buffer.
    */
   private gather(bucket: Bucket): Tensor {
-    if (bucket.flat === null || bucket.flat.isDisposed) {
-      bucket.flat = wrap(native.full([bucket.size], 0, 'float32', bucket.params[0].device)).keep();
-    }
-    const flat = bucket.flat;
+    const flat = this.flatOf(bucket);
     bucket.params.forEach((p, i) => {
       const off = bucket.offsets[i];
       const g = p.grad;
@@ -227,6 +222,14 @@ export class DistributedDataParallel {
       p.grad = view;
     });
     return flat;
+  }
+
+  /** The bucket's tensor, made on first use (on the parameters' device). */
+  private flatOf(bucket: Bucket): Tensor {
+    if (bucket.flat === null || bucket.flat.isDisposed) {
+      bucket.flat = wrap(native.full([bucket.size], 0, 'float32', bucket.params[0].device)).keep();
+    }
+    return bucket.flat;
   }
 
   /** Parameter p's part of a bucket, shaped like p. */
