@@ -46,19 +46,21 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 static inline vf ld(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 static inline void st(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
-static inline vf splat(float s) { return vf{} + s; }
+// A broadcast: s - 0 is s for every s (also -0), so it compiles to one load-port broadcast;
+// 0 + s would cost an add on top, as -0 + 0 is +0.
+static inline vf bc(float s) { return s - vf{}; }
 static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // exp(x) for a vector: 2^n * p(f), n = round(x log2 e), f = x - n ln 2, p of degree 6
 // (relative error ~1e-7 on [-ln2/2, ln2/2]). x <= -88 (and -inf) gives 0; NaN stays NaN.
 static inline vf vexp(vf x) {
-  x = x < splat(-88.f) ? splat(-88.f) : x;
-  x = x > splat(88.f) ? splat(88.f) : x;
+  x = x < bc(-88.f) ? bc(-88.f) : x;
+  x = x > bc(88.f) ? bc(88.f) : x;
   const vf t = x * 1.44269504088896341f;
   const vf n = (t + 12582912.f) - 12582912.f;  // round to nearest (|t| < 2^22)
   vf f = x - n * 0.693145751953125f;
   f = f - n * 1.428606765330187e-06f;
-  vf p = splat(1.f / 720);
+  vf p = bc(1.f / 720);
   p = p * f + 1.f / 120;
   p = p * f + 1.f / 24;
   p = p * f + 1.f / 6;
@@ -114,8 +116,6 @@ constexpr int kChunk = 32;             // backward: query rows whose P and dS ar
 static_assert(kRows % kQR == 0 && kRows % kAR == 0 && kChunk % kRows == 0, "tile sizes");
 static_assert(kBlock % VW == 0 && kBlock % kKJ == 0, "block size");
 
-// A broadcast (one load-port broadcast: splat's 0 + s costs an add on top, as -0 + 0 is +0).
-static inline vf bc(float s) { return s - vf{}; }
 
 // Lane indices 0, 1, ..., VW - 1.
 static inline vi lane_index() {
@@ -776,7 +776,7 @@ static inline float sum1(vf a) {
 static inline float softmax_block(float* sc, int64_t n, float& m, float& l) {
   const int64_t width = round_up(n, VW);
   for (int64_t j = n; j < width; ++j) sc[j] = kNegInf;
-  vf mv = splat(kNegInf);
+  vf mv = bc(kNegInf);
   for (int64_t j = 0; j < width; j += VW) {
     const vf x = ld(sc + j);
     mv = x > mv ? x : mv;
@@ -787,7 +787,7 @@ static inline float softmax_block(float* sc, int64_t n, float& m, float& l) {
     return 1.f;
   }
   vf sum = vf{};
-  const vf mn = splat(mnew);
+  const vf mn = bc(mnew);
   for (int64_t j = 0; j < width; j += VW) {
     const vf p = vexp(ld(sc + j) - mn);
     st(sc + j, p);
@@ -862,7 +862,7 @@ void decode_row(const AttentionArgs& a, const Head& hd, const float* qr, int64_t
     }
     const float alpha = softmax_block(sc, n, m, l);
     if (alpha != 1.f) {
-      const vf av = splat(alpha);
+      const vf av = bc(alpha);
       for (int u = 0; u < nf; ++u) acc[u] *= av;
       if constexpr (kPair)
         for (int u = 0; u < nf; ++u) acc2[u] *= av;
@@ -874,7 +874,7 @@ void decode_row(const AttentionArgs& a, const Head& hd, const float* qr, int64_t
     j = 0;
     if constexpr (kPair) {
       for (; j + 2 <= n; j += 2, vr += 2 * vs) {
-        const vf p0 = splat(sc[j]), p1 = splat(sc[j + 1]);
+        const vf p0 = bc(sc[j]), p1 = bc(sc[j + 1]);
         for (int u = 0; u < nf; ++u) {
           acc[u] += p0 * ld(vr + u * VW);
           acc2[u] += p1 * ld(vr + vs + u * VW);
@@ -886,13 +886,13 @@ void decode_row(const AttentionArgs& a, const Head& hd, const float* qr, int64_t
       }
     }
     for (; j < n; ++j, vr += vs) {
-      const vf p = splat(sc[j]);
+      const vf p = bc(sc[j]);
       for (int u = 0; u < nf; ++u) acc[u] += p * ld(vr + u * VW);
       if (tail) acct += p * ld(vr + tb);
     }
   }
   if (empty_row(l, orow, D, lse)) return;
-  const vf inv = splat(1.f / l);
+  const vf inv = bc(1.f / l);
   if (tail) st(orow + tb, (acct + acct2) * inv);
   for (int u = 0; u < nf; ++u) {
     if constexpr (kPair) acc[u] += acc2[u];
