@@ -221,4 +221,23 @@ describe('memory', () => {
     jl.releaseCachedMemory();
     assert.equal(jl.memory().devices.cpu.cachedBytes, 0);
   });
+
+  it('big blocks (mapped on their own, huge-page aligned) hold their values through reuse and release', () => {
+    // Around the 2 MiB threshold and past it; each value written is read back, the block is freed
+    // into the cache, taken again by a tensor of the same size, and finally unmapped.
+    for (const floats of [(2 << 20) / 4 - 16, (2 << 20) / 4, (2 << 20) / 4 + 1, 5 * 262144 + 3]) {
+      for (let round = 0; round < 2; round++) {
+        jl.tidy(() => {
+          const t = jl.arange(0, floats, 1, { dtype: 'float32' });
+          const back = t.toArray() as Float32Array;
+          assert.equal(back.length, floats);
+          for (const i of [0, 1, floats >> 1, floats - 2, floats - 1]) assert.equal(back[i], Math.fround(i));
+          const sum = t.sum().item();
+          assert.ok(Math.abs(sum - (floats * (floats - 1)) / 2) / sum < 1e-4, `sum of arange(${floats}) = ${sum}`);
+        });
+      }
+    }
+    jl.releaseCachedMemory();
+    assert.equal(jl.memory().devices.cpu.cachedBytes, 0);
+  });
 });
