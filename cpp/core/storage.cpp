@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 
 #include "core/error.h"
 #include "cuda/backend.h"
@@ -71,7 +72,12 @@ void* map_huge(size_t bytes) {
   if (head != 0) munmap(raw, head);
   if (tail != 0) munmap(reinterpret_cast<void*>(start + length), tail);
   // Advice only: where transparent huge pages are off, the block simply stays in small pages.
-  madvise(reinterpret_cast<void*>(start), length, MADV_HUGEPAGE);
+  // JOULE_MADVISE_HUGEPAGE=0 withholds it (as NUMPY_MADVISE_HUGEPAGE=0 does for numpy).
+  static const bool advise = [] {
+    const char* v = std::getenv("JOULE_MADVISE_HUGEPAGE");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  if (advise) madvise(reinterpret_cast<void*>(start), length, MADV_HUGEPAGE);
   return reinterpret_cast<void*>(start);
 }
 
