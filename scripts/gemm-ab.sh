@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# A/B of the CPU GEMM: BASE (a commit) against the working tree, in one process, call by call
+# (bench/gemm_ab.cpp). Needs a dev build (scripts/dev-build.sh) for the FMA peak probe.
+#   scripts/gemm-ab.sh BASE THREADS SECONDS MxKxN[NN|NT|TN|TT] ...
+# e.g. scripts/gemm-ab.sh HEAD 1 8 1024x1024x1024 256x784x1024NT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base=$1; shift
+work=$(mktemp -d /tmp/joule-gemm-ab.XXXXXX)
+trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+git worktree add --detach "$work/base" "$base" >/dev/null 2>&1
+# The GEMM and what it links against, with namespace joule renamed per side.
+sources=(kernels/gemm/gemm.cpp kernels/gemm/gemm_avx512.cpp kernels/gemm/gemm_avx2.cpp kernels/gemm/gemm_generic.cpp
+         core/threadpool.cpp core/cpu_features.cpp core/error.cpp)
+compile() {  # root namespace outdir
+  mkdir -p "$3"
+  for f in "${sources[@]}"; do
+    g++ -O3 -DNDEBUG -std=gnu++17 -D"joule=$2" -I"$1/cpp" -c "$1/cpp/$f" -o "$3/$(basename "$f" .cpp).o" &
+  done
+  wait
+}
+compile "$work/base" ja "$work/a"
+compile "$PWD" jb "$work/b"
+g++ -O2 -std=gnu++17 bench/gemm_ab.cpp "$work"/a/*.o "$work"/b/*.o build/libjoule_core.a -lpthread -ldl -o "$work/gemm_ab"
+"$work/gemm_ab" "$@"
