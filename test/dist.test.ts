@@ -287,6 +287,14 @@ describe('dist', function () {
       assert.match(r.out, /\[rank 1\] OK \d+ checks/);
     });
 
+    it('the same, 2 ranks, with each of Gloo\'s all-reduce algorithms forced', async () => {
+      for (const algorithm of ['ring', 'bcube']) {
+        const r = await launch(2, 'collectives.ts', { SIZES: '1,3,1000,262144', JOULE_GLOO_ALGORITHM: algorithm });
+        assert.equal(r.code, 0, `${algorithm}: ${r.out}${r.err}`);
+        for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks`));
+      }
+    });
+
     it('every collective and op, float32 and int32, 3 ranks', async () => {
       const r = await launch(3, 'collectives.ts', { SIZES: '1,2,1000,65537' });
       assert.equal(r.code, 0, r.out + r.err);
