@@ -150,9 +150,13 @@ export interface Native {
   // nn/optim (cpp/napi/nn_bindings.cpp)
   /** [y] for 'none'/'relu' (relu's backward uses y), [y, preActivation] for 'gelu'. */
   linearTrain(x: Handle, w: Handle, bias: Handle | null, activation: 'none' | 'relu' | 'gelu'): Handle[];
-  /** [dx, dw, db]; dwInto/dbInto receive their gradient added (then null is returned for it). */
+  /**
+   * [dx, dw, db]; dwInto/dbInto receive their gradient (then null is returned for it), added to
+   * what they hold when accumulateDw/accumulateDb, else written over it.
+   */
   linearBackward(dy: Handle, x: Handle, w: Handle, saved: Handle | null, activation: 'none' | 'relu' | 'gelu',
-    needDx: boolean, needDw: boolean, needDb: boolean, dwInto: Handle | null, dbInto: Handle | null): (Handle | null)[];
+    needDx: boolean, needDw: boolean, needDb: boolean, dwInto: Handle | null, dbInto: Handle | null,
+    accumulateDw: boolean, accumulateDb: boolean): (Handle | null)[];
   /** [loss, lse]: loss [] or [N, d...] for 'none'; lse is kept for the backward. */
   crossEntropy(logits: Handle, target: Handle, labelSmoothing: number, ignoreIndex: number, reduction: 'none' | 'mean' | 'sum'): Handle[];
   crossEntropyBackward(grad: Handle, logits: Handle, target: Handle, lse: Handle, labelSmoothing: number, ignoreIndex: number,

@@ -220,7 +220,7 @@ describe('GEMM', function () {
           // With W = I, the input gradient of linear(x, W) + GELU is dy * gelu'(z) itself.
           const zt = jl.tensor(z, { shape: [rows, width] });
           const [dx] = native.linearBackward(jl.tensor(dy, { shape: [rows, width] }).handle, jl.zeros([rows, width]).handle,
-            jl.eye(width).handle, zt.handle, 'gelu', true, false, false, null, null);
+            jl.eye(width).handle, zt.handle, 'gelu', true, false, false, null, null, false, false);
           const dxt = new jl.Tensor(dx!);
           const dz = dxt.data();
           dxt.dispose();

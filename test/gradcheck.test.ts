@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as jl from '../lib/index';
 import { Tensor } from '../lib/index';
 import { setGradHome } from '../lib/autograd';
+import { expectJouleError } from './helpers';
 
 const F = jl.nn.functional;
 
@@ -248,50 +249,69 @@ describe('gradcheck: nn layers and losses', () => {
 });
 
 describe('gradient homes (setGradHome)', () => {
-  it('backward makes a new leaf gradient in its home, for fused and generic ops, and adds to it after', () => {
-    const home = jl.full([2, 12], 7).keep(); // stale values: a zeroed part must be zeroed by the home
+  it('backward makes a new leaf gradient in its home, over stale values, for fused and generic ops, and adds to it after', () => {
+    const home = jl.full([3, 12], 7).keep(); // stale values: every op must write over them
     const w = jl.randn([3, 4]).keep().requiresGrad_();
+    const bias = jl.randn([3]).keep().requiresGrad_();
     const v = jl.randn([4]).keep().requiresGrad_();
     const x = jl.randn([5, 4]).keep();
     const asked: string[] = [];
     const removers = [
-      setGradHome(w, (zeroed) => {
-        asked.push(`w ${zeroed}`);
-        const h = home.slice(0, 0, 1).reshape([3, 4]);
-        if (zeroed) h.fill_(0);
-        return h;
+      setGradHome(w, () => {
+        asked.push('w');
+        return home.slice(0, 0, 1).reshape([3, 4]);
       }),
-      setGradHome(v, (zeroed) => {
-        asked.push(`v ${zeroed}`);
-        const h = home.slice(0, 1, 2).slice(1, 0, 4).reshape([4]);
-        if (zeroed) h.fill_(0);
-        return h;
+      setGradHome(bias, () => {
+        asked.push('bias');
+        return home.slice(0, 2, 3).slice(1, 0, 3).reshape([3]);
+      }),
+      setGradHome(v, () => {
+        asked.push('v');
+        return home.slice(0, 1, 2).slice(1, 0, 4).reshape([4]);
       }),
     ];
-    const loss = () => jl.tidy(() => jl.add(F.linear(x, w).sum(), jl.mul(x, v).square().sum()).backward());
-    const expected = () => {
-      const wr = jl.tidy(() => { const ww = w.detach().requiresGrad_(); F.linear(x, ww).sum().backward(); return ww.grad!.data(); });
-      const vr = jl.tidy(() => { const vv = v.detach().requiresGrad_(); jl.mul(x, vv).square().sum().backward(); return vv.grad!.data(); });
-      return { wr, vr };
-    };
+    const loss = () => jl.tidy(() => jl.add(F.linear(x, w, bias).square().sum(), jl.mul(x, v).square().sum()).backward());
+    const expected = () => jl.tidy(() => {
+      const [ww, bb, vv] = [w, bias, v].map((t) => t.detach().requiresGrad_());
+      jl.add(F.linear(x, ww, bb).square().sum(), jl.mul(x, vv).square().sum()).backward();
+      return [ww, bb, vv].map((t) => Array.from(t.grad!.data() as Float32Array));
+    });
     loss();
-    // linear adds dW into a zeroed home; the generic path copies into an uninitialised one.
-    assert.deepEqual(asked.sort(), ['v false', 'w true']);
-    const { wr, vr } = expected();
+    // linear writes dW and db over its homes' stale values; the generic path copies over v's.
+    assert.deepEqual(asked.sort(), ['bias', 'v', 'w']);
+    const [wr, br, vr] = expected();
     const row = (r: number, n: number) => Array.from(home.data() as Float32Array).slice(r * 12, r * 12 + n);
-    assert.deepEqual(row(0, 12), Array.from(wr as Float32Array));
-    assert.deepEqual(row(1, 4), Array.from(vr as Float32Array));
-    assert.deepEqual(Array.from(home.data() as Float32Array).slice(16), [7, 7, 7, 7, 7, 7, 7, 7], 'outside the homes untouched');
-    // The gradients are views of the home: a second backward adds there.
+    assert.deepEqual(row(0, 12), wr);
+    assert.deepEqual(row(1, 4), vr);
+    assert.deepEqual(row(2, 3), br);
+    assert.deepEqual(row(1, 12).slice(4), [7, 7, 7, 7, 7, 7, 7, 7], 'outside the homes untouched');
+    assert.deepEqual(row(2, 12).slice(3), [7, 7, 7, 7, 7, 7, 7, 7, 7], 'outside the homes untouched');
+    // The gradients are views of the home: a second backward adds there (and asks no home).
     loss();
-    const twice = Array.from(home.data() as Float32Array).slice(0, 12);
-    twice.forEach((g, i) => assert.ok(Math.abs(g - 2 * (wr as Float32Array)[i]) <= 1e-5 * Math.abs(g) + 1e-6));
-    assert.equal(asked.length, 2);
+    const twice = row(0, 12);
+    twice.forEach((g, i) => assert.ok(Math.abs(g - 2 * wr[i]) <= 1e-5 * Math.abs(g) + 1e-6));
+    row(2, 3).forEach((g, i) => assert.ok(Math.abs(g - 2 * br[i]) <= 1e-5 * Math.abs(g) + 1e-6));
+    assert.equal(asked.length, 3);
     // Without a home, a new gradient is the leaf's own tensor again.
     for (const r of removers) r();
     w.grad!.dispose(); w.grad = null;
     loss();
-    assert.deepEqual(Array.from(home.data() as Float32Array).slice(0, 12), twice);
-    jl.dispose([home, w, v, x, w.grad!, v.grad!]);
+    assert.deepEqual(row(0, 12), twice);
+    jl.dispose([home, w, bias, v, x, w.grad!, bias.grad!, v.grad!]);
+  });
+
+  it('a fused op that fails leaves the gradient unset, not a half-written home', () => {
+    const home = jl.full([3, 4], 7).keep();
+    const w = jl.randn([3, 4]).keep().requiresGrad_();
+    const remove = setGradHome(w, () => home.reshape([3, 4]));
+    // The input disposed before backward: linear's backward throws once the home was handed out.
+    const x = jl.randn([5, 4]);
+    const y = F.linear(x, w).sum();
+    x.dispose();
+    expectJouleError(() => y.backward(), 'DISPOSED', /disposed/);
+    assert.equal(w.grad, null);
+    assert.deepEqual(Array.from(home.data() as Float32Array), new Array(12).fill(7), 'the home is not written');
+    remove();
+    jl.dispose([home, w, y]);
   });
 });

@@ -42,14 +42,15 @@ Napi::Value linear_train(Info info) {
   });
 }
 
-// (dy, x, w, saved|null, activation, needDx, needDw, needDb, dwInto|null, dbInto|null) -> [dx, dw, db]
+// (dy, x, w, saved|null, activation, needDx, needDw, needDb, dwInto|null, dbInto|null, accumulateDw,
+//  accumulateDb) -> [dx, dw, db]
 Napi::Value linear_backward(Info info) {
   return guard(info, [&]() -> Napi::Value {
     ops::LinearGrads g = ops::linear_backward(
         to_tensor(info, 0, "grad"), to_tensor(info, 1, "input"), to_tensor(info, 2, "weight"),
         to_optional_tensor(info, 3, "saved"), to_activation(info, 4), to_bool(info, 5, "needDx"),
         to_bool(info, 6, "needDw"), to_bool(info, 7, "needDb"), to_optional_tensor(info, 8, "dwInto"),
-        to_optional_tensor(info, 9, "dbInto"));
+        to_optional_tensor(info, 9, "dbInto"), to_bool(info, 10, "accumulateDw"), to_bool(info, 11, "accumulateDb"));
     Napi::Array a = Napi::Array::New(info.Env(), 3);
     a.Set(0u, wrap_optional(info, g.dx));
     a.Set(1u, wrap_optional(info, g.dw));

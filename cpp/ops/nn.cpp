@@ -64,7 +64,8 @@ std::vector<Tensor> linear_train(const Tensor& x, const Tensor& w, const std::op
 
 LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const std::optional<Tensor>& saved,
                             gemm::Activation activation, bool need_dx, bool need_dw, bool need_db,
-                            const std::optional<Tensor>& dw_into, const std::optional<Tensor>& db_into) {
+                            const std::optional<Tensor>& dw_into, const std::optional<Tensor>& db_into,
+                            bool accumulate_dw, bool accumulate_db) {
   const char* op = "linear backward";
   const Device device = dy.device();
   // Every operand float32 on the gradient's device (CPU or CUDA).
@@ -121,10 +122,11 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
     Tensor x2 = rows_of(x, in);
     Tensor dw = dw_into ? *dw_into : empty(w.shape, DType::Float32, dy.device());
     gemm::Sgemm g = sgemm_of(transpose(dz, 0, 1), x2, dw);
-    g.beta = dw_into ? 1.f : 0.f;
+    const bool add = dw_into && accumulate_dw;
+    g.beta = add ? 1.f : 0.f;
     if (out > 0 && in > 0) {
       if (rows == 0) {
-        if (!dw_into) fill(dw, 0);
+        if (!add) fill(dw, 0);
       } else {
         sgemm_on(device, g);
       }
@@ -134,12 +136,11 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   if (need_db || db_into) {
     Tensor db = db_into ? contiguous(*db_into) : empty({out}, DType::Float32, dy.device());
     JOULE_CHECK(!db_into || db.storage == db_into->storage, Code::InvalidArgument, op, ": the bias gradient must be contiguous");
+    const bool add = db_into && accumulate_db;
     if (device.is_cuda()) {
-      cuda::column_sums(dz.data<float>(), dz.strides[0], dz.strides[1], rows, out, db.data<float>(),
-                        db_into.has_value(), device.index);
+      cuda::column_sums(dz.data<float>(), dz.strides[0], dz.strides[1], rows, out, db.data<float>(), add, device.index);
     } else {
-      kernels::column_sums(dz.data<float>(), dz.strides[0], dz.strides[1], rows, out, db.data<float>(),
-                           db_into.has_value());
+      kernels::column_sums(dz.data<float>(), dz.strides[0], dz.strides[1], rows, out, db.data<float>(), add);
     }
     if (!db_into) r.db = db;
   }

@@ -28,13 +28,15 @@ std::vector<Tensor> linear_train(const Tensor& x, const Tensor& w, const std::op
 
 // Gradients of linear: dz = dy * act'(saved); dx = dz @ w, dw = dz^T @ x, db = column sums of dz,
 // each by GEMM on strides (no transposed copies). dw_into / db_into, when given, receive the
-// gradient added to what they hold (GEMM beta = 1) and dw / db are then not returned.
+// gradient, added to what they hold (GEMM beta = 1) when accumulate_dw / accumulate_db, else
+// written over it; dw / db are then not returned.
 struct LinearGrads {
   std::optional<Tensor> dx, dw, db;
 };
 LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const std::optional<Tensor>& saved,
                             gemm::Activation activation, bool need_dx, bool need_dw, bool need_db,
-                            const std::optional<Tensor>& dw_into, const std::optional<Tensor>& db_into);
+                            const std::optional<Tensor>& dw_into, const std::optional<Tensor>& db_into,
+                            bool accumulate_dw, bool accumulate_db);
 
 enum class Reduction { None, Mean, Sum };
 Reduction parse_reduction(const std::string& name);

@@ -113,11 +113,7 @@ export class DistributedDataParallel {
     if (current.params.length) this.buckets.push(current);
     for (const b of this.buckets) {
       b.params.forEach((p, i) => {
-        this.removers.push(setGradHome(p, (zeroed) => {
-          const view = this.viewOf(this.flatOf(b), b.offsets[i], p);
-          if (zeroed) native.fill(view.handle, 0);
-          return view;
-        }));
+        this.removers.push(setGradHome(p, () => this.viewOf(this.flatOf(b), b.offsets[i], p)));
       });
     }
     for (const p of params) this.removers.push(registerGradReadyHook(p, (leaf) => this.onGradReady(leaf)));

@@ -27,12 +27,13 @@ function reduce(loss: Tensor, reduction: string): Tensor {
 // ---- gradient sinks ----
 
 /**
- * Where a fused backward may write a leaf's gradient directly (GEMM beta = 1), instead of
- * returning it for autograd to copy or add: the leaf's existing gradient (or a zeroed one from its
- * home, see setGradHome), or 'new' when a new one is to be made (then adopt() installs it).
+ * Where a fused backward may write a leaf's gradient directly, instead of returning it for
+ * autograd to copy or add: into the leaf's existing gradient (GEMM beta = 1) or over a tensor from
+ * its home (beta = 0; see setGradHome), or 'new' when a new one is to be made. A fresh home tensor
+ * and a new gradient become leaf.grad through adopt() once the op has succeeded.
  * Non-leaves get their gradient through autograd.
  */
-function directSink(t: Tensor | null): 'no' | 'new' | Tensor {
+function directSink(t: Tensor | null): 'no' | 'new' | { into: Tensor; fresh: boolean } {
   if (!t || !t.requiresGrad || !t.isLeaf) return 'no';
   return gradSink(t) ?? 'new';
 }
@@ -71,17 +72,20 @@ export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null, acti
   return record(y, `linear${activation === 'none' ? '' : '+' + activation}`, [x, w, b], (g) => {
     const sw = directSink(w);
     const sb = directSink(b);
+    const into = (s: typeof sw) => (typeof s === 'object' ? s.into.handle : null);
     const [dx, dw, db] = native.linearBackward(
       g.handle, x.handle, w.handle, saved ? saved.handle : null, activation,
       x.requiresGrad, sw !== 'no' || w.requiresGrad, b !== null && (sb !== 'no' || b.requiresGrad),
-      sw instanceof Tensor ? sw.handle : null, sb instanceof Tensor ? sb.handle : null);
+      into(sw), into(sb), typeof sw === 'object' && !sw.fresh, typeof sb === 'object' && !sb.fresh);
     const gx = dx ? wrap(dx) : null;
     let gw = dw ? wrap(dw) : null;
     let gb = db ? wrap(db) : null;
+    if (typeof sw === 'object' && sw.fresh) adopt(w, sw.into);
     if (sw === 'new' && gw) {
       adopt(w, gw);
       gw = null;
     }
+    if (b && typeof sb === 'object' && sb.fresh) adopt(b, sb.into);
     if (sb === 'new' && gb && b) {
       adopt(b, gb);
       gb = null;
