@@ -71,6 +71,7 @@ void* map_huge(size_t bytes) {
   const size_t head = start - first, tail = span - head - length;
   if (head != 0) munmap(raw, head);
   if (tail != 0) munmap(reinterpret_cast<void*>(start + length), tail);
+#ifdef MADV_HUGEPAGE  // Linux
   // Advice only: where transparent huge pages are off, the block simply stays in small pages.
   // JOULE_MADVISE_HUGEPAGE=0 withholds it (as NUMPY_MADVISE_HUGEPAGE=0 does for numpy).
   static const bool advise = [] {
@@ -78,6 +79,7 @@ void* map_huge(size_t bytes) {
     return v == nullptr || std::string(v) != "0";
   }();
   if (advise) madvise(reinterpret_cast<void*>(start), length, MADV_HUGEPAGE);
+#endif
   return reinterpret_cast<void*>(start);
 }
 
