@@ -2,15 +2,19 @@
 // see the same minutes of a shared host (whose speed drifts by 10-30 % within minutes here).
 // Built by scripts/gemm-ab.sh: side A is the GEMM of a base commit compiled with namespace
 // `joule` renamed to `ja`, side B the working tree's renamed to `jb`; both get the same operands.
+// With GEMM_AB_OPENBLAS=<libscipy_openblas64_*.so> (numpy's OpenBLAS, `scripts/gemm-ab.sh
+// openblas ...`), side A is that library's sgemm instead, so Joule and the anchor share minutes.
 //
 //   gemm_ab THREADS SECONDS MxKxN[NN|NT|TN|TT] ...
 //
 // Prints per shape: medians and bests of each side (GFLOP/s), the median of the paired speed
 // ratios B/A, and B's best as a share of the FMA peak measured right after.
+#include <dlfcn.h>
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -45,6 +49,35 @@ double cpu_fma_peak(int threads, double seconds);
 }
 
 namespace {
+
+// numpy's OpenBLAS (64-bit integer interface, scipy_ symbol prefix), opened at run time.
+using CblasSgemm = void (*)(int layout, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+CblasSgemm openblas_sgemm = nullptr;
+
+void open_openblas(const char* path, int threads) {
+  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    std::fprintf(stderr, "cannot open %s: %s\n", path, dlerror());
+    std::exit(2);
+  }
+  openblas_sgemm = reinterpret_cast<CblasSgemm>(dlsym(lib, "scipy_cblas_sgemm64_"));
+  auto set_threads = reinterpret_cast<void (*)(int)>(dlsym(lib, "scipy_openblas_set_num_threads64_"));
+  auto core = reinterpret_cast<const char* (*)()>(dlsym(lib, "scipy_openblas_get_corename64_"));
+  if (openblas_sgemm == nullptr || set_threads == nullptr) {
+    std::fprintf(stderr, "%s: no scipy_cblas_sgemm64_ / scipy_openblas_set_num_threads64_\n", path);
+    std::exit(2);
+  }
+  set_threads(threads);
+  std::printf("side A: OpenBLAS (%s kernel), %d thread(s)\n", core ? core() : "?", threads);
+}
+
+// C = A B for the driver's layouts (row-major C; A or B transposed when stored column-major).
+void openblas_product(const ja::gemm::Sgemm& g) {
+  const bool ta = g.a_rs == 1 && g.a_cs != 1, tb = g.b_rs == 1 && g.b_cs != 1;
+  openblas_sgemm(101 /* row major */, ta ? 112 : 111, tb ? 112 : 111, g.m, g.n, g.k, 1.0f, g.a, ta ? g.a_cs : g.a_rs,
+                 g.b, tb ? g.b_cs : g.b_rs, 0.0f, g.c, g.c_rs);
+}
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -83,6 +116,18 @@ int main(int argc, char** argv) {
   const double seconds = std::atof(argv[2]);
   ja::set_num_threads(threads);
   jb::set_num_threads(threads);
+  if (const char* lib = std::getenv("GEMM_AB_OPENBLAS")) {
+    // Each library's idle workers spin for a while after a call (OpenBLAS's for ~0.1 s) and take
+    // the cores from the other's next call: only one thread compares fairly in one process.
+    if (threads != 1) {
+      std::fprintf(stderr, "against OpenBLAS only 1 thread is a fair comparison here (bench/gemm.ts runs 2 in separate processes)\n");
+      return 2;
+    }
+    open_openblas(lib, threads);
+  }
+  auto run_a = [](const ja::gemm::Sgemm& g) {
+    if (openblas_sgemm != nullptr) openblas_product(g); else ja::gemm::sgemm(g);
+  };
   for (int i = 3; i < argc; ++i) {
     long m = 0, k = 0, n = 0;
     char mode[3] = "NN";
@@ -94,21 +139,25 @@ int main(int argc, char** argv) {
     float* a = allocate(m * k);
     float* b = allocate(k * n);
     float* c = allocate(m * n);
+    float* c_a = allocate(m * n);  // side A's own output, so the two results can be compared
     for (long q = 0; q < m * k; ++q) a[q] = static_cast<float>(q % 11) * 0.01f;
     for (long q = 0; q < k * n; ++q) b[q] = static_cast<float>(q % 13) * 0.01f;
-    const auto ga = product<ja::gemm::Sgemm>(m, n, k, a, b, c, ta, tb);
+    const auto ga = product<ja::gemm::Sgemm>(m, n, k, a, b, c_a, ta, tb);
     const auto gb = product<jb::gemm::Sgemm>(m, n, k, a, b, c, ta, tb);
-    ja::gemm::sgemm(ga);
+    run_a(ga);
     jb::gemm::sgemm(gb);
+    double diff = 0, scale = 0;
+    for (long q = 0; q < m * n; ++q) diff = std::max<double>(diff, std::abs(c[q] - c_a[q])), scale = std::max<double>(scale, std::abs(c[q]));
+    if (diff > 1e-5 * scale) std::printf("%s: the two sides' results differ (max |difference| %g, max |C| %g)\n", argv[i], diff, scale);
     std::vector<double> ta_s, tb_s, ratio;
     const double end = now() + seconds;
     for (int round = 0; now() < end || round < 6; ++round) {
       double da = 0, db = 0;
       for (int side = 0; side < 2; ++side) {
-        const bool run_a = (side == 0) == (round % 2 == 0);  // alternate which side goes first
+        const bool a_side = (side == 0) == (round % 2 == 0);  // alternate which side goes first
         const double t = now();
-        if (run_a) ja::gemm::sgemm(ga); else jb::gemm::sgemm(gb);
-        (run_a ? da : db) = now() - t;
+        if (a_side) run_a(ga); else jb::gemm::sgemm(gb);
+        (a_side ? da : db) = now() - t;
       }
       ta_s.push_back(da), tb_s.push_back(db), ratio.push_back(da / db);
     }
@@ -119,6 +168,6 @@ int main(int argc, char** argv) {
                 argv[i], threads, ratio.size(), gflop / median(ta_s), gflop / best_a, gflop / median(tb_s), gflop / best_b,
                 median(ratio), 100 * gflop / best_b / peak, peak);
     std::fflush(stdout);
-    std::free(a), std::free(b), std::free(c);
+    std::free(a), std::free(b), std::free(c), std::free(c_a);
   }
 }

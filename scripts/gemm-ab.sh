@@ -3,9 +3,16 @@
 # (bench/gemm_ab.cpp). Needs a dev build (scripts/dev-build.sh) for the FMA peak probe.
 #   scripts/gemm-ab.sh BASE THREADS SECONDS MxKxN[NN|NT|TN|TT] ...
 # e.g. scripts/gemm-ab.sh HEAD 1 8 1024x1024x1024 256x784x1024NT
+# BASE = openblas: side A is numpy's OpenBLAS (OPENBLAS_CORETYPE=Haswell picks its AVX2 kernel);
+# 1 thread only (idle workers of one library spin and slow the other's next call).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$1; shift
+if [ "$base" = openblas ]; then
+  GEMM_AB_OPENBLAS=$(python3 -c 'import glob, os, numpy; d = os.path.join(os.path.dirname(numpy.__file__), "..", "numpy.libs"); print(glob.glob(d + "/libscipy_openblas64_*.so")[0])')
+  export GEMM_AB_OPENBLAS
+  base=HEAD
+fi
 work=$(mktemp -d /tmp/joule-gemm-ab.XXXXXX)
 trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 git worktree add --detach "$work/base" "$base" >/dev/null 2>&1
