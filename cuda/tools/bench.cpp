@@ -200,11 +200,11 @@ void bench_mlp(std::vector<Result>& out) {
       std::vector<Tensor> ce = ops::cross_entropy(logits, target, 0.0, -100, ops::Reduction::Mean);
       Tensor dlogits = ops::cross_entropy_backward(one, logits, target, ce[1], 0.0, -100, ops::Reduction::Mean);
       ops::LinearGrads g3 = ops::linear_backward(dlogits, h2, params[4], std::nullopt, none, true, true, true,
-                                                 std::nullopt, std::nullopt);
-      ops::LinearGrads g2 =
-          ops::linear_backward(*g3.dx, h1, params[2], h2, relu, true, true, true, std::nullopt, std::nullopt);
-      ops::LinearGrads g1 =
-          ops::linear_backward(*g2.dx, x, params[0], h1, relu, false, true, true, std::nullopt, std::nullopt);
+                                                 std::nullopt, std::nullopt, false, false);
+      ops::LinearGrads g2 = ops::linear_backward(*g3.dx, h1, params[2], h2, relu, true, true, true, std::nullopt,
+                                                 std::nullopt, false, false);
+      ops::LinearGrads g1 = ops::linear_backward(*g2.dx, x, params[0], h1, relu, false, true, true, std::nullopt,
+                                                 std::nullopt, false, false);
       std::vector<Tensor> grads = {*g1.dw, *g1.db, *g2.dw, *g2.db, *g3.dw, *g3.db};
       ops::sgd_step(params, grads, bufs, init, 0.01, 0.9, 0.0, 0.0, false, false);
       std::fill(init.begin(), init.end(), 1);

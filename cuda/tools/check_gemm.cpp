@@ -299,18 +299,23 @@ JOULE_GPU_CHECK(check_matmul_op, "matmul/linear/addmm_/linear_backward on CUDA v
       cs = cy[1];
       gs = gy[1];
     }
-    ops::LinearGrads cg = ops::linear_backward(dy, x, w, cs, act, true, true, true, std::nullopt, std::nullopt);
-    ops::LinearGrads gg = ops::linear_backward(gpu(dy), gpu(x), gpu(w), gs, act, true, true, true, std::nullopt, std::nullopt);
+    ops::LinearGrads cg = ops::linear_backward(dy, x, w, cs, act, true, true, true, std::nullopt, std::nullopt, false, false);
+    ops::LinearGrads gg =
+        ops::linear_backward(gpu(dy), gpu(x), gpu(w), gs, act, true, true, true, std::nullopt, std::nullopt, false, false);
     expect_close(*gg.dx, *cg.dx, 1e-4, 1e-5, "linear backward dx");
     expect_close(*gg.dw, *cg.dw, 1e-4, 1e-5, "linear backward dw");
     expect_close(*gg.db, *cg.db, 1e-4, 1e-5, "linear backward db");
     // Accumulating into existing gradients (beta = 1 GEMM, accumulate column sums).
     Tensor dw0 = random_cpu(w.shape, 8), db0 = random_cpu({30}, 9);
     Tensor gdw = gpu(dw0), gdb = gpu(db0);
-    ops::linear_backward(dy, x, w, cs, act, false, false, false, dw0, db0);
-    ops::linear_backward(gpu(dy), gpu(x), gpu(w), gs, act, false, false, false, gdw, gdb);
+    ops::linear_backward(dy, x, w, cs, act, false, false, false, dw0, db0, true, true);
+    ops::linear_backward(gpu(dy), gpu(x), gpu(w), gs, act, false, false, false, gdw, gdb, true, true);
     expect_close(gdw, dw0, 1e-4, 1e-5, "linear backward dw accumulate");
     expect_close(gdb, db0, 1e-4, 1e-5, "linear backward db accumulate");
+    // Written over stale values (beta = 0 GEMM, storing column sums): the plain gradients again.
+    ops::linear_backward(gpu(dy), gpu(x), gpu(w), gs, act, false, false, false, gdw, gdb, false, false);
+    expect_close(gdw, *cg.dw, 1e-4, 1e-5, "linear backward dw written over");
+    expect_close(gdb, *cg.db, 1e-4, 1e-5, "linear backward db written over");
   }
 
   // addmm_ into a transposed view.
