@@ -141,6 +141,21 @@ describe('GEMM', function () {
       });
     });
 
+    it(`${isa}: x W^T with few rows of x, computed as (W x^T)^T through a scratch, matches float64`, () => {
+      // beta = 0, row-major x and W: the cost model sends these through C^T = W x^T (W read in
+      // place, x packed) and a transpose into C on AVX-512 (m = 50, 63, 64: the last column panel
+      // of C^T partial or whole); the other ISAs may take either path, both must be right.
+      jl.setIsa(isa);
+      const rng = new Rng(isa.length * 15485863);
+      const cases: [number, number, number, number, boolean, 'none' | 'relu' | 'gelu'][] = [
+        // m, n, k, alpha, bias, activation
+        [64, 1000, 257, 1, true, 'relu'], [50, 1000, 500, 0.5, true, 'gelu'], [63, 700, 600, -2, false, 'none'],
+      ];
+      for (const [m, n, k, alpha, bias, activation] of cases) {
+        runCase(rng, { m, n, k, transA: false, transB: true, alpha, beta: 0, bias, activation, strided: false });
+      }
+    });
+
     it(`${isa}: NaN and Inf propagate from A and B; beta = 0 ignores NaN in C`, () => {
       jl.setIsa(isa);
       jl.tidy(() => {
@@ -268,7 +283,7 @@ describe('GEMM', function () {
     // [m, k, n, kind]: NT = x W^T, NN = dz W, TN = dz^T x (accumulated, beta = 1).
     const shapes: [number, number, number, 'NT' | 'NN' | 'TN'][] = [
       [1000, 128, 384, 'NT'], [2000, 128, 80, 'NT'], [700, 600, 130, 'NN'], [1001, 384, 128, 'NN'],
-      [384, 4096, 128, 'TN'], [130, 1500, 200, 'TN'], [2100, 700, 70, 'NN'],
+      [384, 4096, 128, 'TN'], [130, 1500, 200, 'TN'], [2100, 700, 70, 'NN'], [64, 600, 1000, 'NT'],
     ];
     for (const isa of ISAS) {
       jl.setIsa(isa);
@@ -293,6 +308,26 @@ describe('GEMM', function () {
       });
     }
     jl.setNumThreads(threadsBefore);
+  });
+
+  it('x W^T through the transposed scratch equals the direct product bit for bit', () => {
+    // beta = 0 takes the scratch (C^T = W x^T, then transposed) at this shape on AVX-512; beta = 1
+    // on a zero C cannot, and must give the same values: both read x and W in place, so every
+    // element sees the same K blocks and the same sequence of FMAs.
+    for (const isa of ISAS) {
+      jl.setIsa(isa);
+      jl.tidy(() => {
+        const x = jl.randn([64, 600]);
+        const w = jl.randn([1000, 600]);
+        const bias = jl.randn([1000]);
+        const viaScratch = jl.zeros([64, 1000]);
+        const direct = jl.zeros([64, 1000]);
+        jl.addmm_(viaScratch, x, w.t(), { beta: 0, bias, activation: 'gelu' });
+        jl.addmm_(direct, x, w.t(), { beta: 1, bias, activation: 'gelu' });
+        const [a, b] = [viaScratch.data(), direct.data()];
+        for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.fail(`${isa} [${i}]: ${a[i]} via the scratch, ${b[i]} direct`);
+      });
+    }
   });
 
   it('sees a weight changed in place between two products (the per-thread packed B is not reused across calls)', () => {

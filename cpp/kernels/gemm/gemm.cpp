@@ -125,7 +125,7 @@ struct PanelRef {
 };
 
 struct Workspace {
-  ScratchBuffer a_panels, b_panels, gemv_x, gemv_y;
+  ScratchBuffer a_panels, b_panels, gemv_x, gemv_y, c_transposed;
   std::vector<PanelRef> a_refs;
   // What b_panels holds: block (pc, kc, jc, nc) of the product numbered `call` (0: nothing),
   // packed into allocation number `b_allocation` of the buffer, so that a thread taking several
@@ -395,6 +395,68 @@ bool prefer_transposed(const Sgemm& g, const IsaKernels& ks) {
   return 4 * cost_transposed < 3 * cost;
 }
 
+// x W^T with few rows of x (a batch of 32-256 against a row-major weight W): the direct product
+// packs all of W^T into B panels, n x k elements, for m rows of work. C^T = W x^T instead reads W
+// in place (the rows kernel's A) and packs only x, m x k elements, at the price of writing C^T to a
+// row-major scratch (its tiles keep the vector merge) and transposing that into C. Against the
+// direct product (scripts/gemm-ab.sh, NT): 64x1024x1024 1.38x on 1 thread / 1.24x on 2,
+// 128x784x1024 1.17x / 1.09x, 128x1024x1024 1.13x / 1.12x; at m = 256 it was 1.08x on 1 thread but
+// 0.91x on 2 (with a serial transpose), and 256x128x512 (small k: the transpose dominates) 0.66x,
+// which the costs below leave on the direct path. Per element, in multiply-adds: packing ~0.4 ns
+// (memory-bound), the transpose ~0.8 ns, a multiply-add ~0.013 ns. Bit-identical to the direct
+// product: both read A in place, so the K blocks and every element's sequence of FMAs are the same.
+bool prefer_transposed_via_scratch(const Sgemm& g, const IsaKernels& ks) {
+  if (g.m < 2 || g.beta != 0.0f || g.c_cs != 1 || g.a_cs != 1 || g.b_rs != 1 || g.b_cs == 1) return false;
+  constexpr int64_t kPack = 32, kTranspose = 64;
+  const int64_t direct = round_up(g.m, ks.mr) * round_up(g.n, ks.nr) * g.k + kPack * g.n * g.k;
+  const int64_t via_scratch = round_up(g.n, ks.mr) * round_up(g.m, ks.nr) * g.k + kPack * g.m * g.k + kTranspose * g.m * g.n;
+  return 10 * via_scratch < 9 * direct;
+}
+
+// The same product as C^T = B^T A^T (C's strides swapped; the caller's per-column bias becomes a
+// per-row bias, passed separately).
+Sgemm transposed_problem(const Sgemm& g) {
+  Sgemm t = g;
+  t.m = g.n;
+  t.n = g.m;
+  t.a = g.b;
+  t.a_rs = g.b_cs;
+  t.a_cs = g.b_rs;
+  t.b = g.a;
+  t.b_rs = g.a_cs;
+  t.b_cs = g.a_rs;
+  t.c_rs = g.c_cs;
+  t.c_cs = g.c_rs;
+  t.bias = nullptr;
+  return t;
+}
+
+// C(i, j) = ct[j * m + i], rows of C split between threads, in 16 x 16 blocks so that the lines of
+// both sides are used whole.
+void transpose_into_c(const float* ct, const Sgemm& g, int max_threads) {
+  const int64_t m = g.m, n = g.n;
+  auto rows = [&](int worker, int workers) {
+    int64_t i0 = 0, i1 = 0;
+    kernels::split_range(m, 16, worker, workers, &i0, &i1);
+    for (int64_t ib = i0; ib < i1; ib += 16) {
+      const int64_t ie = std::min(i1, ib + 16);
+      for (int64_t jb = 0; jb < n; jb += 16) {
+        const int64_t je = std::min(n, jb + 16);
+        for (int64_t i = ib; i < ie; ++i) {
+          float* c_row = g.c + i * g.c_rs;
+          for (int64_t j = jb; j < je; ++j) c_row[j] = ct[j * m + i];
+        }
+      }
+    }
+  };
+  const int threads = static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(1, m * n / (int64_t{1} << 16))));
+  if (threads <= 1) {
+    rows(0, 1);
+  } else {
+    run_parallel(threads, rows);
+  }
+}
+
 void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int max_threads);
 
 // One product on at most max_threads threads (1: the calling thread only).
@@ -407,20 +469,18 @@ void sgemm_with_threads(const Sgemm& args, int max_threads) {
   const IsaKernels& ks = select_kernels();
   if (args.m != 1 && prefer_transposed(args, ks)) {
     // Narrow C (n well below NR): compute C^T = B^T A^T so that the wide side of the micro-tile
-    // runs along M; the caller's per-column bias becomes a per-row bias.
-    Sgemm t = args;
-    t.m = args.n;
-    t.n = args.m;
-    t.a = args.b;
-    t.a_rs = args.b_cs;
-    t.a_cs = args.b_rs;
-    t.b = args.a;
-    t.b_rs = args.a_cs;
-    t.b_cs = args.a_rs;
-    t.c_rs = args.c_cs;
-    t.c_cs = args.c_rs;
-    t.bias = nullptr;
+    // runs along M.
+    run_product(transposed_problem(args), args.bias, ks, max_threads);
+    return;
+  }
+  if (prefer_transposed_via_scratch(args, ks)) {
+    Sgemm t = transposed_problem(args);
+    float* ct = thread_workspace().c_transposed.get(args.m * args.n);
+    t.c = ct;
+    t.c_rs = args.m;
+    t.c_cs = 1;
     run_product(t, args.bias, ks, max_threads);
+    transpose_into_c(ct, args, max_threads);
     return;
   }
   run_product(args, nullptr, ks, max_threads);
