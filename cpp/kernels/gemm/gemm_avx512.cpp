@@ -82,8 +82,12 @@ namespace {
 // third of the loads per flop of a 6x16 ymm kernel, so it should remain the right choice there;
 // JOULE_ISA=avx2 selects the pure AVX2 6x16 kernel for comparison.
 //
-// The same kernel also reads a row-major A in place (the rows variant; K block 512 then, see
-// kc_in_place), and 6x16 / 6x32 / 6x48 versions of it take a narrow last column panel (n = 80:
+// The same kernel also reads a row-major A in place (the rows variant; K block 1024 then, see
+// kc_in_place: C is merged half as often as with 512 at K = 1024, while the A micro-panel, 6 x
+// 1024 floats, still fits L1 beside the streamed B; paired call by call against 512, 1 thread:
+// 1024^3 1.016-1.019x, 2048^3 1.022x, 1000^3 1.028x, 256x1024x1024 NT 1.019-1.027x, 256x784x1024
+// NT 1.039x; 2 threads 1.018-1.075x at 512^3-4096^3 and the MLP shapes; 128x4096x512 0.97-0.99x;
+// 2048 was worse at 4096^3, 0.98x), and 6x16 / 6x32 / 6x48 versions of it take a narrow last column panel (n = 80:
 // 16 columns). At the GPT training shapes (M = 4096, K = 128-512, N = 128-512, and the weight
 // gradients 128-512 x 4096 x 128-512) these took the products from 35-55 % to 45-70 % of the FMA
 // peak on 2 threads (docs/AS-BUILT.md, fp32 GEMM).
@@ -99,7 +103,7 @@ const IsaKernels kAvx512 = {
     /*kc=*/320,
     /*mc=*/120,
     /*nc=*/640,
-    /*kc_in_place=*/512,
+    /*kc_in_place=*/1024,
     LoopOrder::RowPanelOuter,
     gemv_rows<Zmm>,
     gemv_cols<Zmm>,
