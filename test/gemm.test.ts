@@ -115,8 +115,10 @@ describe('GEMM', function () {
 
     it(`${isa}: A read in place, column-major A packed by steps, narrow last panels: sizes around their boundaries`, () => {
       // Row-major A (NN, NT) is read in place except a partial last panel of rows (m % 6 != 0);
-      // its K block is 512 on AVX-512 (511, 512, 513, 1025 straddle it); column-major A (TN) is
-      // packed in blocks of up to 240 (AVX-512), 288 (AVX2) or 256 (generic) rows; a last column
+      // its K block is 1024 on AVX-512 (1023, 1024, 1025, 2049 straddle it) and 256 elsewhere;
+      // column-major A (TN) is packed in blocks of up to 240 (AVX-512), 288 (AVX2) or 256
+      // (generic) rows, and with a single K block (k <= 320, 256, 256) packed once for all N
+      // blocks (n > 640, 2048, 1024: 700, 2100); a strided A (column step 2) likewise; a last column
       // panel of 1-16, 17-32, 33-48 (AVX-512) or 1-8 (AVX2) columns runs a narrower kernel (n = 80,
       // 95, 111, 40, 33); 127 is a panel of 63 (the full kernel).
       jl.setIsa(isa);
@@ -127,6 +129,8 @@ describe('GEMM', function () {
         [31, 33, 64, false], [6, 16, 129, false], [12, 64, 17, false],
         [239, 65, 700, true], [241, 17, 330, true], [481, 33, 321, true], [289, 16, 100, true], [257, 80, 31, true],
         [7, 30, 50, true], [14, 65, 9, true],
+        [13, 70, 1023, false], [20, 64, 1024, false], [11, 66, 2049, false],
+        [257, 700, 33, true], [481, 700, 320, true], [50, 2100, 100, true], [55, 2100, 256, true],
       ];
       cases.forEach(([m, n, k, transA], i) => {
         runCase(rng, {
@@ -139,6 +143,8 @@ describe('GEMM', function () {
           strided: false,
         });
       });
+      // A with a column step (neither row- nor column-major) over several N blocks.
+      runCase(rng, { m: 50, n: 2100, k: 100, transA: false, transB: false, alpha: 1, beta: 1, bias: true, activation: 'relu', strided: true });
     });
 
     it(`${isa}: x W^T with few rows of x, computed as (W x^T)^T through a scratch, matches float64`, () => {
@@ -284,6 +290,7 @@ describe('GEMM', function () {
     const shapes: [number, number, number, 'NT' | 'NN' | 'TN'][] = [
       [1000, 128, 384, 'NT'], [2000, 128, 80, 'NT'], [700, 600, 130, 'NN'], [1001, 384, 128, 'NN'],
       [384, 4096, 128, 'TN'], [130, 1500, 200, 'TN'], [2100, 700, 70, 'NN'], [64, 600, 1000, 'NT'],
+      [1030, 256, 1000, 'TN'], [256, 1024, 1024, 'NT'],
     ];
     for (const isa of ISAS) {
       jl.setIsa(isa);

@@ -248,11 +248,14 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
     mc_step = round_up(ceil_div(m1 - m0, ceil_div(m1 - m0, 2 * ks.mc)), mr);
   }
   Workspace& ws = thread_workspace();
-  const int64_t a_block = std::min(mc_step, round_up(m1 - m0, mr)), b_block = std::min(nc_step, round_up(n1 - n0, nr));
+  // A packed A with a single K block serves every N block: pack all of its row bands once (on
+  // the first N block) instead of once per N block.
+  const bool keep_a = g.a_cs != 1 && g.k <= kc_step && n1 - n0 > nc_step;
+  const int64_t a_block = keep_a ? round_up(m1 - m0, mr) : std::min(mc_step, round_up(m1 - m0, mr));
+  const int64_t b_block = std::min(nc_step, round_up(n1 - n0, nr));
   float* a_panels = ws.a_panels.get(a_block * kc_step);
   float* b_panels = ws.b_panels.get(b_block * kc_step);
   if (static_cast<int64_t>(ws.a_refs.size()) < a_block / mr) ws.a_refs.resize(a_block / mr);
-  PanelRef* a_refs = ws.a_refs.data();
 
   for (int64_t jc = n0; jc < n1; jc += nc_step) {
     const int64_t nc = std::min(nc_step, n1 - jc);
@@ -279,7 +282,9 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
       }
       for (int64_t ic = m0; ic < m1; ic += mc_step) {
         const int64_t mc = std::min(mc_step, m1 - ic);
-        prepare_a(g, ks, ic, mc, pc, kc, mr, a_panels, a_refs);
+        float* a_band = keep_a ? a_panels + (ic - m0) * kc_step : a_panels;
+        PanelRef* a_refs = ws.a_refs.data() + (keep_a ? (ic - m0) / mr : 0);
+        if (!keep_a || jc == n0) prepare_a(g, ks, ic, mc, pc, kc, mr, a_band, a_refs);
         auto tile = [&](int64_t ir, int64_t jr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
