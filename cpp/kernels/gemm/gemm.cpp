@@ -249,8 +249,10 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
   }
   Workspace& ws = thread_workspace();
   // A packed A with a single K block serves every N block: pack all of its row bands once (on
-  // the first N block) instead of once per N block.
-  const bool keep_a = g.a_cs != 1 && g.k <= kc_step && n1 - n0 > nc_step;
+  // the first N block) instead of once per N block, up to 4 MiB of them (the buffer lives as long
+  // as the thread; a bigger A comes back from memory either way).
+  constexpr int64_t kMaxKeptAFloats = int64_t{1} << 20;
+  const bool keep_a = g.a_cs != 1 && g.k <= kc_step && n1 - n0 > nc_step && round_up(m1 - m0, mr) * g.k <= kMaxKeptAFloats;
   const int64_t a_block = keep_a ? round_up(m1 - m0, mr) : std::min(mc_step, round_up(m1 - m0, mr));
   const int64_t b_block = std::min(nc_step, round_up(n1 - n0, nr));
   float* a_panels = ws.a_panels.get(a_block * kc_step);
