@@ -8,7 +8,8 @@
 //         thread packed that very block for its previous row band of the same product
 //       for ic in M step MC
 //         prepare A(ic.., pc..): a row-major A is read in place, MR rows at a time (only a partial
-//           last panel is packed); any other A is packed into MR-row micro-panels
+//           last panel is packed); any other A is packed into MR-row micro-panels (with a single
+//           K block, once for all N blocks)
 //         the two tile loops, in the order the kernel table asks for:
 //           RowPanelOuter (AVX-512 zmm 6x64): an A micro-panel (MR x KC) stays in L1 while the
 //             B block streams from L2 -- NR = 64 makes a B micro-panel too big for L1;

@@ -87,8 +87,8 @@ namespace {
 // 1024 floats, still fits L1 beside the streamed B; paired call by call against 512, 1 thread:
 // 1024^3 1.016-1.019x, 2048^3 1.022x, 1000^3 1.028x, 256x1024x1024 NT 1.019-1.027x, 256x784x1024
 // NT 1.039x; 2 threads 1.018-1.075x at 512^3-4096^3 and the MLP shapes; 128x4096x512 0.97-0.99x;
-// 2048 was worse at 4096^3, 0.98x), and 6x16 / 6x32 / 6x48 versions of it take a narrow last column panel (n = 80:
-// 16 columns). At the GPT training shapes (M = 4096, K = 128-512, N = 128-512, and the weight
+// 2048 was worse at 4096^3, 0.98x), and 6x16 / 6x32 / 6x48 versions of it take a narrow last
+// column panel (n = 80: 16 columns). At the GPT training shapes (M = 4096, K = 128-512, N = 128-512, and the weight
 // gradients 128-512 x 4096 x 128-512) these took the products from 35-55 % to 45-70 % of the FMA
 // peak on 2 threads (docs/AS-BUILT.md, fp32 GEMM).
 const IsaKernels kAvx512 = {
