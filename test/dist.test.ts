@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import * as jl from '../lib/index';
-import { parseLaunchArgs } from '../lib/cli/launch';
+import { parseLaunchArgs, threadsPerRank } from '../lib/cli/launch';
 import { expectJouleError } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
@@ -202,6 +202,14 @@ describe('dist', function () {
       expectJouleError(() => parseLaunchArgs(['-n', '2', '--devices', '0', 'x.js']), 'INVALID_ARGUMENT', /lists 1 devices for 2 ranks/);
       expectJouleError(() => parseLaunchArgs(['--bogus', 'x.js']), 'INVALID_ARGUMENT', /unknown option '--bogus'/);
     });
+    it('shares the cores between the ranks on a machine, at least one thread each', () => {
+      assert.equal(threadsPerRank(2, 2), 1);
+      assert.equal(threadsPerRank(3, 2), 1);
+      assert.equal(threadsPerRank(1, 2), 2);
+      assert.equal(threadsPerRank(2, 16), 8);
+      assert.equal(threadsPerRank(3, 16), 5);
+    });
+
     it('fails clearly on a missing script', async () => {
       const r = await run([CLI, 'launch', '-n', '2', 'no/such/script.js']);
       assert.equal(r.code, 1);
@@ -280,11 +288,11 @@ describe('dist', function () {
       if (!glooHere) this.skip();
     });
 
-    it('every collective and op, float32 and int32, 1 element to 16 MB, 2 ranks', async () => {
-      const r = await launch(2, 'collectives.ts');
+    it('every collective and op, float32 and int32, 1 element to 16 MB, 2 ranks; each rank gets its share of the cores', async () => {
+      const r = await launch(2, 'collectives.ts', { JOULE_NUM_THREADS: undefined });
       assert.equal(r.code, 0, r.out + r.err);
-      assert.match(r.out, /\[rank 0\] OK \d+ checks/);
-      assert.match(r.out, /\[rank 1\] OK \d+ checks/);
+      const share = threadsPerRank(2);
+      for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, \\d+ ticks, ${share} kernel threads`));
     });
 
     it('the same, 2 ranks, with each of Gloo\'s all-reduce algorithms forced', async () => {
@@ -296,9 +304,10 @@ describe('dist', function () {
     });
 
     it('every collective and op, float32 and int32, 3 ranks', async () => {
-      const r = await launch(3, 'collectives.ts', { SIZES: '1,2,1000,65537' });
+      // A JOULE_NUM_THREADS of the user's own stands (the launcher's share here would be 1).
+      const r = await launch(3, 'collectives.ts', { SIZES: '1,2,1000,65537', JOULE_NUM_THREADS: '2' });
       assert.equal(r.code, 0, r.out + r.err);
-      for (const k of [0, 1, 2]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks`));
+      for (const k of [0, 1, 2]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, \\d+ ticks, 2 kernel threads`));
     });
 
     for (const [n, mode] of [[2, 'async'], [2, 'sync'], [2, 'accum'], [2, 'inplace'], [3, 'async']] as const) {
