@@ -6,6 +6,7 @@
 import { createRequire } from 'module';
 import * as path from 'path';
 import * as jl from '../lib/index';
+import { native } from '../lib/native';
 import { machine, runPython, table, timeit } from './common';
 
 const SHAPES: [number, number, number][] = [
@@ -132,10 +133,14 @@ export async function run(): Promise<void> {
   for (const threads of [1, 2]) {
     jl.setNumThreads(threads);
     const peak = jl.energy.cpuPeak(threads) / 1e9;
-    const cells = shapes.map(() => ({ joule: [] as number[], nd: [] as number[], nh: [] as number[], ort: [] as number[] }));
+    // The FMA probe again right before each of Joule's measurements: the host's speed drifts, so
+    // Joule's share of the peak is also given against the probe of its own minute (median of the
+    // passes' ratios) beside the share of the best probe this machine has shown (the peak above).
+    const cells = shapes.map(() => ({ joule: [] as number[], probe: [] as number[], nd: [] as number[], nh: [] as number[], ort: [] as number[] }));
     let npError = '';
     for (let r = 0; r < rounds; r++) {
       for (const [i, [m, k, n]] of shapes.entries()) {
+        cells[i].probe.push(native.cpuPeak(threads, 0.3) / 1e9);
         cells[i].joule.push(jl.tidy(() => {
           const a = jl.randn([m, k]);
           const b = jl.randn([k, n]);
@@ -158,14 +163,16 @@ export async function run(): Promise<void> {
       const vsNumpy = median(c.joule.map((j, r) => j / Math.max(c.nd[r] || 0, c.nh[r] || 0)));
       const vsOrt = median(c.joule.map((j, r) => j / c.ort[r]));
       return [
-        `${m}x${k}x${n}`, joule, `${((100 * joule) / peak).toFixed(0)}%`,
+        `${m}x${k}x${n}`, joule, `${((100 * joule) / peak).toFixed(0)}%`, `${(100 * median(c.joule.map((j, r) => j / c.probe[r]))).toFixed(0)}%`,
         Number.isFinite(nd) ? nd : '-', Number.isFinite(nh) ? nh : '-', Number.isFinite(or) ? or : '-',
         Number.isFinite(vsNumpy) ? vsNumpy.toFixed(2) + 'x' : '-', Number.isFinite(vsOrt) ? vsOrt.toFixed(2) + 'x' : '-',
       ];
     });
     console.log(`\n## ${threads} thread(s) — measured FMA peak ${peak.toFixed(0)} GFLOP/s` +
       (npError ? ` — numpy: ${npError}` : '') + (ort ? '' : ' — onnxruntime-node not installed (NODE_PEERS_DIR)'));
-    console.log(table(['M x K x N', 'Joule GFLOP/s', '% peak', 'numpy (default)', 'numpy (Haswell)', 'onnxruntime', 'Joule / best numpy', 'Joule / ort'], rows));
+    const probes = cells.flatMap((c) => c.probe);
+    console.log(`probe in the passes: ${Math.min(...probes).toFixed(0)}-${Math.max(...probes).toFixed(0)} GFLOP/s`);
+    console.log(table(['M x K x N', 'Joule GFLOP/s', '% peak', '% of its pass\'s probe', 'numpy (default)', 'numpy (Haswell)', 'onnxruntime', 'Joule / best numpy', 'Joule / ort'], rows));
   }
 }
 
