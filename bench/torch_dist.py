@@ -5,6 +5,10 @@
   --what allreduce   dist.all_reduce(SUM) of fp32 buffers of the given sizes: median seconds per call
   --what ddp         DistributedDataParallel training of the MLP 784-1024-1024-10 (ReLU, cross
                      entropy, SGD momentum 0.9) at the given per-rank batches: median samples/s (global)
+  --pace DIR         (ddp) take turns with another job, as bench/ddp.ts's driver directs: before each
+                     unit (a batch size's warm-up, then each sample) rank 0 reads a byte from the FIFO
+                     DIR/go, and after it writes the unit's samples/s (0 for a warm-up) and a newline
+                     to the FIFO DIR/done
 """
 import argparse
 import json
@@ -43,6 +47,11 @@ def worker(rank, world, args, q):
     else:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
+        lead = bool(args.pace) and rank == 0
+        if lead:
+            go = os.open(os.path.join(args.pace, "go"), os.O_RDONLY)
+            done = os.open(os.path.join(args.pace, "done"), os.O_WRONLY)
+
         for per_rank in [int(s) for s in args.batches.split(",")]:
             torch.manual_seed(0)
             model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
@@ -55,20 +64,37 @@ def worker(rank, world, args, q):
 
             def step():
                 opt.zero_grad(set_to_none=True)
-                lossf(ddp(x), y).backward()
+                if os.environ.get("DDP_NO_SYNC"):  # bench/ddp.ts's compute-only comparison
+                    with ddp.no_sync():
+                        lossf(ddp(x), y).backward()
+                else:
+                    lossf(ddp(x), y).backward()
                 opt.step()
 
-            for _ in range(3):
-                step()
-            samples = []
-            for _ in range(args.reps):
+            def turn(work):
+                if lead:
+                    os.read(go, 1)
                 dist.barrier()
+                rate = work()
+                dist.barrier()
+                if lead:
+                    os.write(done, f"{rate}\n".encode())
+                return rate
+
+            def warm_up():
+                for _ in range(3):
+                    step()
+                return 0
+
+            def sample():
                 t0 = time.perf_counter()
                 for _ in range(args.steps):
                     step()
                 dist.barrier()
-                samples.append(per_rank * world * args.steps / (time.perf_counter() - t0))
-            result[str(per_rank)] = median(samples)
+                return per_rank * world * args.steps / (time.perf_counter() - t0)
+
+            turn(warm_up)
+            result[str(per_rank)] = median([turn(sample) for _ in range(args.reps)])
     dist.destroy_process_group()
     if rank == 0:
         q.put(result)
@@ -83,6 +109,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--bytes-per-sample", type=float, default=256e6)
     ap.add_argument("--port", type=int, default=29533)
+    ap.add_argument("--pace", default="")
     args = ap.parse_args()
     import torch
     import torch.multiprocessing as mp
