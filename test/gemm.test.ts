@@ -160,6 +160,16 @@ describe('GEMM', function () {
       for (const [m, n, k, alpha, bias, activation] of cases) {
         runCase(rng, { m, n, k, transA: false, transB: true, alpha, beta: 0, bias, activation, strided: false });
       }
+      // Large enough for the transpose into C to be split between 2 threads (rows of C 0-31 and
+      // 32-62), with edges on both sides of the 8 x 8 register transposes (63 = 7 x 8 + 7, 2100 =
+      // 262 x 8 + 4).
+      const threadsBefore = jl.getNumThreads();
+      jl.setNumThreads(2);
+      try {
+        runCase(rng, { m: 63, n: 2100, k: 200, transA: false, transB: true, alpha: 1, beta: 0, bias: true, activation: 'relu', strided: false });
+      } finally {
+        jl.setNumThreads(threadsBefore);
+      }
     });
 
     it(`${isa}: NaN and Inf propagate from A and B; beta = 0 ignores NaN in C`, () => {

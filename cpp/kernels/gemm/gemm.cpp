@@ -410,12 +410,16 @@ bool prefer_transposed(const Sgemm& g, const IsaKernels& ks) {
 // direct product (scripts/gemm-ab.sh, NT): 64x1024x1024 1.38x on 1 thread / 1.24x on 2,
 // 128x784x1024 1.17x / 1.09x, 128x1024x1024 1.13x / 1.12x; at m = 256 it was 1.08x on 1 thread but
 // 0.91x on 2 (with a serial transpose), and 256x128x512 (small k: the transpose dominates) 0.66x,
-// which the costs below leave on the direct path. Per element, in multiply-adds: packing ~0.4 ns
-// (memory-bound), the transpose ~0.8 ns, a multiply-add ~0.013 ns. Bit-identical to the direct
-// product: both read A in place, so the K blocks and every element's sequence of FMAs are the same.
+// which the costs below leave on the direct path. The transpose into C is the ISA's (8 x 8 register
+// transposes: 0.11 ms for 256 x 1024 where the scalar loop took 0.66), which made the scratch path
+// 1.02-1.05x faster at 64-128 rows and brought m = 256 to 0.99-1.08x (still left direct). Per
+// element, in multiply-adds: packing ~0.4 ns (memory-bound), the transpose ~0.4 ns, a multiply-add
+// ~0.013 ns (64x128x1024 now takes the scratch: 1.05x / 1.03x on 1 / 2 threads). Bit-identical to
+// the direct product: both read A in place, so the K blocks and every element's sequence of FMAs
+// are the same.
 bool prefer_transposed_via_scratch(const Sgemm& g, const IsaKernels& ks) {
   if (g.m < 2 || g.beta != 0.0f || g.c_cs != 1 || g.a_cs != 1 || g.b_rs != 1 || g.b_cs == 1) return false;
-  constexpr int64_t kPack = 32, kTranspose = 64;
+  constexpr int64_t kPack = 32, kTranspose = 32;
   const int64_t direct = round_up(g.m, ks.mr) * round_up(g.n, ks.nr) * g.k + kPack * g.n * g.k;
   const int64_t via_scratch = round_up(g.n, ks.mr) * round_up(g.m, ks.nr) * g.k + kPack * g.m * g.k + kTranspose * g.m * g.n;
   return 10 * via_scratch < 9 * direct;
@@ -439,23 +443,13 @@ Sgemm transposed_problem(const Sgemm& g) {
   return t;
 }
 
-// C(i, j) = ct[j * m + i], rows of C split between threads, in 16 x 16 blocks so that the lines of
-// both sides are used whole.
-void transpose_into_c(const float* ct, const Sgemm& g, int max_threads) {
+// C(i, j) = ct[j * m + i] (ct is C^T, row-major), rows of C split between threads.
+void transpose_into_c(const float* ct, const Sgemm& g, const IsaKernels& ks, int max_threads) {
   const int64_t m = g.m, n = g.n;
   auto rows = [&](int worker, int workers) {
     int64_t i0 = 0, i1 = 0;
     kernels::split_range(m, 16, worker, workers, &i0, &i1);
-    for (int64_t ib = i0; ib < i1; ib += 16) {
-      const int64_t ie = std::min(i1, ib + 16);
-      for (int64_t jb = 0; jb < n; jb += 16) {
-        const int64_t je = std::min(n, jb + 16);
-        for (int64_t i = ib; i < ie; ++i) {
-          float* c_row = g.c + i * g.c_rs;
-          for (int64_t j = jb; j < je; ++j) c_row[j] = ct[j * m + i];
-        }
-      }
-    }
+    if (i1 > i0) ks.transpose(ct + i0, m, n, i1 - i0, g.c + i0 * g.c_rs, g.c_rs);
   };
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(1, m * n / (int64_t{1} << 16))));
   if (threads <= 1) {
@@ -488,7 +482,7 @@ void sgemm_with_threads(const Sgemm& args, int max_threads) {
     t.c_rs = args.m;
     t.c_cs = 1;
     run_product(t, args.bias, ks, max_threads);
-    transpose_into_c(ct, args, max_threads);
+    transpose_into_c(ct, args, ks, max_threads);
     return;
   }
   run_product(args, nullptr, ks, max_threads);
@@ -561,6 +555,19 @@ void pack_steps_scalar(const float* src, int64_t stride, int rows, int64_t kc, i
     for (int q = 0; q < panels; ++q) {
       float* d = dst + (q * kc + p) * width;
       for (int r = 0; r < width; ++r) d[r] = q * width + r < rows ? src[p * stride + q * width + r] : 0.0f;
+    }
+  }
+}
+
+void transpose_scalar(const float* src, int64_t src_rs, int64_t rows, int64_t cols, float* dst, int64_t dst_rs) {
+  // 16 x 16 blocks, so that the lines of both sides are used whole.
+  for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+    const int64_t c1 = std::min(cols, c0 + 16);
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+      const int64_t r1 = std::min(rows, r0 + 16);
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t r = r0; r < r1; ++r) dst[c * dst_rs + r] = src[r * src_rs + c];
+      }
     }
   }
 }

@@ -37,6 +37,7 @@ const IsaKernels kAvx2Kernels = {
     merge_row<Ymm>,
     pack_transposed_simd,
     pack_steps_simd,
+    transpose_simd,
     gelu_row<Ymm>,
     gelu_grad_row<Ymm>,
 };

@@ -110,6 +110,7 @@ const IsaKernels kAvx512 = {
     merge_row<Zmm>,
     pack_transposed_simd,
     pack_steps_simd,
+    transpose_simd,
     gelu_row<Zmm>,
     gelu_grad_row<Zmm>,
 };

@@ -85,6 +85,7 @@ const IsaKernels kGenericKernels = {
     generic_merge_row,
     pack_transposed_scalar,
     pack_steps_scalar,
+    transpose_scalar,
     generic_gelu_row,
     generic_gelu_grad_row,
 };

@@ -54,6 +54,10 @@ using PackTransposedKernel = void (*)(const float* src, int64_t stride, int rows
 // zero past `rows`.
 using PackStepsKernel = void (*)(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
 
+// A plain transpose: dst[c * dst_rs + r] = src[r * src_rs + c] for r < rows, c < cols (the
+// scratch C^T of x W^T into C).
+using TransposeKernel = void (*)(const float* src, int64_t src_rs, int64_t rows, int64_t cols, float* dst, int64_t dst_rs);
+
 // The GELU of the epilogue over n contiguous floats (y = gelu(x)), and its derivative
 // (dz = dy * gelu'(z)): the elementwise op and the fused linear's backward use them.
 using GeluRowKernel = void (*)(const float* x, float* y, int64_t n);
@@ -78,6 +82,7 @@ struct IsaKernels {
   MergeRowKernel merge_row;
   PackTransposedKernel pack_transposed;
   PackStepsKernel pack_steps;
+  TransposeKernel transpose;
   GeluRowKernel gelu_row;
   GeluGradRowKernel gelu_grad_row;
 };
@@ -94,5 +99,6 @@ void merge_tile_scalar(const float* acc, int64_t acc_rs, float* c, int64_t c_rs,
 // The plain C++ packings (generic kernels; tails of the SIMD ones).
 void pack_transposed_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
 void pack_steps_scalar(const float* src, int64_t stride, int rows, int64_t kc, int width, float* dst);
+void transpose_scalar(const float* src, int64_t src_rs, int64_t rows, int64_t cols, float* dst, int64_t dst_rs);
 
 }  // namespace joule::gemm::detail
