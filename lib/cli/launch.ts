@@ -8,10 +8,11 @@
 // on each) and JOULE_STORE_HOSTED=1. Unless JOULE_NUM_THREADS is set, each rank gets its share of
 // the machine's cores as JOULE_NUM_THREADS (cores / ranks here, at least 1), as torchrun sets
 // OMP_NUM_THREADS: N ranks that each start a thread per core oversubscribe the machine (2 ranks x
-// 2 threads on 2 cores ran the MLP's forward and backward 1.45x slower than 2 ranks x 1 thread,
-// the kernel pool's waiting workers spinning against the other rank). Each output line is prefixed with "[rank R] ". SIGINT and
-// SIGTERM are forwarded to the ranks. When a rank exits non-zero, the others are stopped and
-// the launcher exits non-zero. A script ending in .ts runs through tsx.
+// 2 threads on 2 cores ran the MLP's forward and backward 1.25x slower than 2 ranks x 1 thread,
+// the kernel pool's waiting workers spinning against the other rank). Each output line is
+// prefixed with "[rank R] ". SIGINT and SIGTERM are forwarded to the ranks. When a rank exits
+// non-zero, the others are stopped and the launcher exits non-zero. A script ending in .ts runs
+// through tsx.
 import { ChildProcess, spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
