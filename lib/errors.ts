@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'BACKEND_UNAVAILABLE'
   | 'DIST_TIMEOUT'
+  | 'DIST_MISMATCH'
   | 'CHECKPOINT_CORRUPT'
   | 'INTERNAL';
 

@@ -230,18 +230,18 @@ export interface Native {
     secret: string; timeoutMs: number; hostStore: boolean; device: number; hostname: string }): string;
   distDestroy(): void;
   distInfo(): { initialized: boolean; rank: number; worldSize: number; backend: string | null; glooCompiled: boolean; ncclUnavailableReason: string };
-  distAllReduce(h: Handle, op: string, async: false): void;
-  distAllReduce(h: Handle, op: string, async: true): Promise<void>;
-  distAllReduceCoalesced(hs: Handle[], op: string, async: false): void;
-  distAllReduceCoalesced(hs: Handle[], op: string, async: true): Promise<void>;
-  distBroadcast(h: Handle, root: number, async: false): void;
-  distBroadcast(h: Handle, root: number, async: true): Promise<void>;
-  distAllGather(h: Handle, async: false): Handle;
-  distAllGather(h: Handle, async: true): Promise<Handle>;
-  distReduceScatter(h: Handle, op: string, async: false): Handle;
-  distReduceScatter(h: Handle, op: string, async: true): Promise<Handle>;
-  distBarrier(async: false): void;
-  distBarrier(async: true): Promise<void>;
+  distAllReduce(h: Handle, op: string, async: false, verify: boolean): void;
+  distAllReduce(h: Handle, op: string, async: true, verify: boolean): Promise<void>;
+  distAllReduceCoalesced(hs: Handle[], op: string, async: false, verify: boolean): void;
+  distAllReduceCoalesced(hs: Handle[], op: string, async: true, verify: boolean): Promise<void>;
+  distBroadcast(h: Handle, root: number, async: false, verify: boolean): void;
+  distBroadcast(h: Handle, root: number, async: true, verify: boolean): Promise<void>;
+  distAllGather(h: Handle, async: false, verify: boolean): Handle;
+  distAllGather(h: Handle, async: true, verify: boolean): Promise<Handle>;
+  distReduceScatter(h: Handle, op: string, async: false, verify: boolean): Handle;
+  distReduceScatter(h: Handle, op: string, async: true, verify: boolean): Promise<Handle>;
+  distBarrier(async: false, verify: boolean): void;
+  distBarrier(async: true, verify: boolean): Promise<void>;
 }
 
 /** The folder holding package.json, from lib/ (tsx) or dist/lib/ (compiled). */

@@ -1,7 +1,8 @@
 // Distributed training on CPUs with Gloo: the rendezvous store, every collective on 2 and 3
 // ranks (started by `joule launch`), DDP against single-process training, the sampler, and
-// failures (a killed or stalled rank, a wrong secret, a port in use). NCCL: reported
-// unavailable here; the GPU test runs only where CUDA and NCCL are usable.
+// failures (a killed or stalled rank, a wrong secret, a port in use, calls that differ between
+// the ranks). NCCL: reported unavailable here; the GPU test runs only where CUDA and NCCL are
+// usable.
 import * as assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -308,6 +309,14 @@ describe('dist', function () {
       const r = await launch(3, 'collectives.ts', { SIZES: '1,2,1000,65537', JOULE_NUM_THREADS: '2' });
       assert.equal(r.code, 0, r.out + r.err);
       for (const k of [0, 1, 2]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, \\d+ ticks, 2 kernel threads`));
+    });
+
+    it('calls that differ between the ranks (size, dtype, op, root, collective): DIST_MISMATCH on every rank, no abort, the group usable after, 2 and 3 ranks', async () => {
+      for (const n of [2, 3]) {
+        const r = await launch(n, 'mismatch.ts');
+        assert.equal(r.code, 0, `${n} ranks: ${r.out}${r.err}`);
+        for (let k = 0; k < n; k++) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK 14 checks`));
+      }
     });
 
     for (const [n, mode] of [[2, 'async'], [2, 'sync'], [2, 'accum'], [2, 'inplace'], [3, 'async']] as const) {

@@ -12,6 +12,7 @@ const char* code_name(Code code) {
     case Code::InvalidArgument: return "INVALID_ARGUMENT";
     case Code::BackendUnavailable: return "BACKEND_UNAVAILABLE";
     case Code::DistTimeout: return "DIST_TIMEOUT";
+    case Code::DistMismatch: return "DIST_MISMATCH";
     case Code::CheckpointCorrupt: return "CHECKPOINT_CORRUPT";
     case Code::Internal: return "INTERNAL";
   }

@@ -16,6 +16,7 @@ enum class Code {
   InvalidArgument,
   BackendUnavailable,
   DistTimeout,
+  DistMismatch,
   CheckpointCorrupt,
   Internal,
 };

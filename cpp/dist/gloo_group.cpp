@@ -238,6 +238,12 @@ class GlooGroup : public ProcessGroup {
     }
   }
 
+ protected:
+  bool max_over_ranks(int32_t* values, size_t n) override {
+    allreduce(values, n, DType::Int32, ReduceOp::Max);
+    return true;
+  }
+
  private:
   uint32_t next_tag() { return tag_++ & 0xffffff; }
   std::shared_ptr<gloo::transport::Device> device_;

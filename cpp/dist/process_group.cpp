@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <future>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -38,6 +39,88 @@ void ProcessGroup::allreduce_coalesced(const std::vector<Tensor>& ts, ReduceOp o
     std::memcpy(t.raw(), flat_.data() + off, t.nbytes());
     off += t.nbytes();
   }
+}
+
+namespace {
+
+const char* collective_name(int kind) {
+  switch (static_cast<Collective>(kind)) {
+    case Collective::AllReduce: return "allReduce";
+    case Collective::AllReduceCoalesced: return "allReduceCoalesced";
+    case Collective::Broadcast: return "broadcast";
+    case Collective::AllGather: return "allGather";
+    case Collective::ReduceScatter: return "reduceScatter";
+    case Collective::Barrier: return "barrier";
+  }
+  return "?";
+}
+
+const char* op_name(int op) {
+  switch (static_cast<ReduceOp>(op)) {
+    case ReduceOp::Sum: return "sum";
+    case ReduceOp::Avg: return "avg";
+    case ReduceOp::Max: return "max";
+    case ReduceOp::Min: return "min";
+  }
+  return "?";
+}
+
+}  // namespace
+
+bool ProcessGroup::agree(const char* what, const CallSignature& call) {
+  if (size_ == 1) return true;
+  // Fields as non-negative int32 (the count in two 31-bit halves), then their negations: one
+  // all-reduce with max gives each field's maximum and minimum over the ranks.
+  constexpr int kFields = 5;
+  enum { kKind, kCountHigh, kCountLow, kDtype, kDetail };
+  const int32_t mine[kFields] = {static_cast<int32_t>(call.kind), static_cast<int32_t>(call.count >> 31),
+                                 static_cast<int32_t>(call.count & 0x7fffffff), static_cast<int32_t>(call.dtype),
+                                 call.detail};
+  int32_t v[2 * kFields];
+  for (int f = 0; f < kFields; ++f) {
+    v[f] = mine[f];
+    v[kFields + f] = -mine[f];
+  }
+  if (!max_over_ranks(v, 2 * kFields)) return false;
+  auto differs = [&](int f) { return v[f] != -v[kFields + f]; };
+  bool any = false;
+  for (int f = 0; f < kFields; ++f) any = any || differs(f);
+  if (!any) return true;
+
+  std::ostringstream theirs;
+  const char* sep = "";
+  auto add = [&](const std::string& s) {
+    theirs << sep << s;
+    sep = "; ";
+  };
+  if (differs(kKind)) {
+    add(std::string("collectives ") + collective_name(-v[kFields + kKind]) + " .. " + collective_name(v[kKind]));
+  }
+  if (differs(kCountHigh) || differs(kCountLow)) {
+    if (!differs(kCountHigh)) {
+      const uint64_t high = static_cast<uint64_t>(v[kCountHigh]) << 31;
+      add("element counts " + std::to_string(high + static_cast<uint64_t>(-v[kFields + kCountLow])) + " .. " +
+          std::to_string(high + static_cast<uint64_t>(v[kCountLow])));
+    } else {
+      add("element counts differ");
+    }
+  }
+  if (differs(kDtype)) {
+    add(std::string("dtypes ") + dtype_name(static_cast<DType>(-v[kFields + kDtype])) + " and " +
+        dtype_name(static_cast<DType>(v[kDtype])));
+  }
+  if (differs(kDetail) && !differs(kKind)) {
+    const bool reduce = call.kind != Collective::Broadcast;
+    add(reduce ? std::string("ops ") + op_name(-v[kFields + kDetail]) + " .. " + op_name(v[kDetail])
+               : "roots " + std::to_string(-v[kFields + kDetail]) + " .. " + std::to_string(v[kDetail]));
+  }
+  std::string here = std::string(collective_name(mine[kKind])) + " of " + std::to_string(call.count) + " " +
+                     dtype_name(call.dtype) + " elements";
+  if (call.kind == Collective::Broadcast) here += " from root " + std::to_string(call.detail);
+  else if (call.kind != Collective::AllGather && call.kind != Collective::Barrier) here += std::string(", op ") + op_name(call.detail);
+  if (call.kind == Collective::Barrier) here = "barrier";
+  fail(Code::DistMismatch, what, ": the ranks made different calls (", theirs.str(), "); this rank: ", here,
+       ". Every rank must call the same collectives in the same order, with tensors of the same size and dtype");
 }
 
 CommThread::CommThread() : thread_([this] { loop(); }) {}

@@ -24,6 +24,15 @@ namespace joule::dist {
 enum class ReduceOp { Sum, Avg, Max, Min };
 ReduceOp parse_reduce_op(const std::string& name);  // 'sum' | 'avg' | 'max' | 'min'
 
+// What one rank asks of a collective call; every rank must ask the same (see ProcessGroup::agree).
+enum class Collective { AllReduce, AllReduceCoalesced, Broadcast, AllGather, ReduceScatter, Barrier };
+struct CallSignature {
+  Collective kind;
+  uint64_t count = 0;  // elements (the sum over the tensors of a coalesced all-reduce)
+  DType dtype = DType::Float32;
+  int detail = 0;  // the reduce op, or the broadcast's root
+};
+
 class ProcessGroup {
  public:
   ProcessGroup(int rank, int size, Millis timeout) : rank_(rank), size_(size), timeout_(timeout) {}
@@ -46,7 +55,21 @@ class ProcessGroup {
   // Several tensors reduced as one flat buffer (DDP's gradient buckets), written back in place.
   virtual void allreduce_coalesced(const std::vector<Tensor>& ts, ReduceOp op);
 
+  // Checks, before a collective, that every rank is making the same call (collective, element
+  // count, dtype, op or root), with one small all-reduce of fixed size; when they differ it
+  // throws DIST_MISMATCH on every rank alike, so the group stays usable. Without it Gloo aborts
+  // the process when a peer's message is longer than the buffer posted for it (an enforce fails
+  // on its I/O thread, where nothing can catch it), and other mismatches hang until the timeout
+  // or mix up data. Returns whether the calls were compared (false where the backend does not
+  // check), and then it was also a barrier: no rank returns before all have called it.
+  bool agree(const char* what, const CallSignature& call);
+
  protected:
+  // The element-wise maximum over all ranks of n int32 values in host memory, in place, for
+  // agree(); false where the backend does not check calls (NCCL: its buffers live on the GPU, and
+  // a mismatch there ends in DIST_TIMEOUT, not in an abort).
+  virtual bool max_over_ranks(int32_t* /*values*/, size_t /*n*/) { return false; }
+
   int rank_;
   int size_;
   Millis timeout_;

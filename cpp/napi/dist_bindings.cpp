@@ -313,15 +313,21 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   });
 }
 
+// Each collective's last argument, `verify`, runs ProcessGroup::agree first (the public dist
+// functions pass true; DDP's bucket all-reduces pass false: their layout is agreed once, when the
+// model is wrapped).
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
     Group& g = current();
     Tensor t = to_tensor(info, 0, "tensor");
     dist::ReduceOp op = dist::parse_reduce_op(to_string(info, 1, "op"));
     g.pg->check_tensor(t, "allReduce");
+    const bool verify = to_bool(info, 3, "verify");
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 2, "async"), [pg, t, op] {
-      pg->allreduce(t.raw(), static_cast<size_t>(t.numel()), t.dtype, op);
+    return dispatch(info, to_bool(info, 2, "async"), [pg, t, op, verify] {
+      const auto count = static_cast<size_t>(t.numel());
+      if (verify) pg->agree("allReduce", {dist::Collective::AllReduce, count, t.dtype, static_cast<int>(op)});
+      pg->allreduce(t.raw(), count, t.dtype, op);
     }, std::nullopt, {t});
   });
 }
@@ -335,8 +341,17 @@ Napi::Value AllReduceCoalesced(const Napi::CallbackInfo& info) {
       g.pg->check_tensor(t, "allReduceCoalesced");
       JOULE_CHECK(t.dtype == ts[0].dtype, Code::Dtype, "allReduceCoalesced: all tensors must have one dtype");
     }
+    const bool verify = to_bool(info, 3, "verify");
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 2, "async"), [pg, ts, op] { pg->allreduce_coalesced(ts, op); }, std::nullopt, ts);
+    return dispatch(info, to_bool(info, 2, "async"), [pg, ts, op, verify] {
+      if (verify) {
+        size_t count = 0;
+        for (const auto& t : ts) count += static_cast<size_t>(t.numel());
+        pg->agree("allReduceCoalesced", {dist::Collective::AllReduceCoalesced, count,
+                                         ts.empty() ? DType::Float32 : ts[0].dtype, static_cast<int>(op)});
+      }
+      pg->allreduce_coalesced(ts, op);
+    }, std::nullopt, ts);
   });
 }
 
@@ -348,9 +363,12 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
     JOULE_CHECK(root >= 0 && root < g.pg->size(), Code::InvalidArgument, "broadcast: root must be in 0..", g.pg->size() - 1,
                 ", got ", root);
     g.pg->check_tensor(t, "broadcast");
+    const bool verify = to_bool(info, 3, "verify");
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 2, "async"), [pg, t, root] {
-      pg->broadcast(t.raw(), static_cast<size_t>(t.numel()), t.dtype, static_cast<int>(root));
+    return dispatch(info, to_bool(info, 2, "async"), [pg, t, root, verify] {
+      const auto count = static_cast<size_t>(t.numel());
+      if (verify) pg->agree("broadcast", {dist::Collective::Broadcast, count, t.dtype, static_cast<int>(root)});
+      pg->broadcast(t.raw(), count, t.dtype, static_cast<int>(root));
     }, std::nullopt, {t});
   });
 }
@@ -363,9 +381,12 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
     Shape shape = t.shape;
     shape.insert(shape.begin(), g.pg->size());
     Tensor out = empty(shape, t.dtype, t.device());
+    const bool verify = to_bool(info, 2, "verify");
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 1, "async"), [pg, t, out] {
-      pg->allgather(out.raw(), t.raw(), static_cast<size_t>(t.numel()), t.dtype);
+    return dispatch(info, to_bool(info, 1, "async"), [pg, t, out, verify] {
+      const auto count = static_cast<size_t>(t.numel());
+      if (verify) pg->agree("allGather", {dist::Collective::AllGather, count, t.dtype, 0});
+      pg->allgather(out.raw(), t.raw(), count, t.dtype);
     }, out, {t});
   });
 }
@@ -382,8 +403,12 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
     Shape shape = t.shape;
     shape[0] /= n;
     Tensor out = empty(shape, t.dtype, t.device());
+    const bool verify = to_bool(info, 3, "verify");
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 2, "async"), [pg, t, out, op] {
+    return dispatch(info, to_bool(info, 2, "async"), [pg, t, out, op, verify] {
+      if (verify) {
+        pg->agree("reduceScatter", {dist::Collective::ReduceScatter, static_cast<size_t>(t.numel()), t.dtype, static_cast<int>(op)});
+      }
       pg->reduce_scatter(out.raw(), t.raw(), static_cast<size_t>(out.numel()), t.dtype, op);
     }, out, {t});
   });
@@ -392,8 +417,12 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
     Group& g = current();
+    const bool verify = to_bool(info, 1, "verify");
     dist::ProcessGroup* pg = g.pg.get();
-    return dispatch(info, to_bool(info, 0, "async"), [pg] { pg->barrier(); }, std::nullopt, {});
+    return dispatch(info, to_bool(info, 0, "async"), [pg, verify] {
+      // A comparison of the calls is itself a barrier.
+      if (!(verify && pg->agree("barrier", {dist::Collective::Barrier, 0, DType::Float32, 0}))) pg->barrier();
+    }, std::nullopt, {});
   });
 }
 

@@ -83,14 +83,26 @@ export class DistributedDataParallel {
     this.bucketBytes = Math.max(4, Math.floor(mb * 1024 * 1024));
     const params = model.parameters().filter((p) => p.requiresGrad);
 
-    // The same model on every rank: compare the parameter count and total size.
-    const sig = wrap(native.fromBuffer(new Int32Array([params.length, params.reduce((a, p) => a + p.size, 0) % 2 ** 31]), [2], 'int32', 'cpu'));
-    const lo = dist.allReduce(sig.clone(), 'min').data();
-    const hi = dist.allReduce(sig.clone(), 'max').data();
+    // The same model and buckets on every rank (the buckets' all-reduces skip the per-call check
+    // of the dist functions): compare the parameter count, total size, sizes in order and bucket size.
+    let sizes = 0;
+    for (const p of params) sizes = (Math.imul(sizes, 31) + p.size) | 0;
+    const mine = [params.length, params.reduce((a, p) => a + p.size, 0) % 2 ** 31, sizes & 0x7fffffff, this.bucketBytes % 2 ** 31];
+    const sig = wrap(native.fromBuffer(new Int32Array(mine), [mine.length], 'int32', 'cpu'));
+    const reduced = (op: 'min' | 'max') => {
+      const t = dist.allReduce(sig.clone(), op);
+      const values = t.data();
+      t.dispose();
+      return values;
+    };
+    const lo = reduced('min');
+    const hi = reduced('max');
     sig.dispose();
-    if (lo[0] !== hi[0] || lo[1] !== hi[1]) {
-      fail('INVALID_ARGUMENT', `DistributedDataParallel: the ranks' models differ (${lo[0]}..${hi[0]} parameters, ${lo[1]}..${hi[1]} elements)`);
+    if (lo[0] !== hi[0] || lo[1] !== hi[1] || lo[2] !== hi[2]) {
+      fail('INVALID_ARGUMENT', `DistributedDataParallel: the ranks' models differ (${lo[0]}..${hi[0]} parameters, ${lo[1]}..${hi[1]} elements` +
+        `${lo[2] !== hi[2] ? ', parameter sizes in a different order' : ''})`);
     }
+    if (lo[3] !== hi[3]) fail('INVALID_ARGUMENT', `DistributedDataParallel: the ranks' bucketMB differ (${lo[3]}..${hi[3]} bytes)`);
     // Rank 0's state everywhere.
     for (const p of params) dist.broadcast(p, 0);
     if (options.broadcastBuffers !== false && typeof model.buffers === 'function') {
@@ -242,18 +254,20 @@ export class DistributedDataParallel {
     return layout.contiguous && layout.offset === native.layout(flat.handle).offset + offset;
   }
 
+  // The all-reduces skip the dist functions' per-call check (verify = false): the buckets were
+  // agreed when wrapping, and the check would add a round trip per bucket.
   private launch(bucket: Bucket, async: boolean): void {
     bucket.launched = true;
     this.launchedCount++;
     const flat = this.gather(bucket);
     if (async) {
-      const done = native.distAllReduce(flat.handle, 'avg', true);
+      const done = native.distAllReduce(flat.handle, 'avg', true, false);
       done.catch((e: unknown) => {
         if (this.error === null) this.error = e;
       });
       this.pending.push(done);
     } else {
-      native.distAllReduce(flat.handle, 'avg', false);
+      native.distAllReduce(flat.handle, 'avg', false, false);
     }
   }
 

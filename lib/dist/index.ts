@@ -151,52 +151,52 @@ function checkOp(op: unknown, what: string): ReduceOp {
 
 /** Reduces t over all ranks, in place (avg divides the sum by the world size; int32 truncates). Returns t. */
 export function allReduce(t: Tensor, op: ReduceOp = 'sum'): Tensor {
-  native.distAllReduce(checkTensor(t, 'allReduce').handle, checkOp(op, 'allReduce'), false);
+  native.distAllReduce(checkTensor(t, 'allReduce').handle, checkOp(op, 'allReduce'), false, true);
   return t;
 }
 /** allReduce off the JavaScript thread; t must not be used until the Promise settles. */
 export async function allReduceAsync(t: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
-  await native.distAllReduce(checkTensor(t, 'allReduceAsync').handle, checkOp(op, 'allReduceAsync'), true);
+  await native.distAllReduce(checkTensor(t, 'allReduceAsync').handle, checkOp(op, 'allReduceAsync'), true, true);
   return t;
 }
 /** Reduces several tensors (one dtype) as one flat buffer, in place. */
 export function allReduceCoalesced(ts: Tensor[], op: ReduceOp = 'sum'): void {
-  native.distAllReduceCoalesced(ts.map((t) => checkTensor(t, 'allReduceCoalesced').handle), checkOp(op, 'allReduceCoalesced'), false);
+  native.distAllReduceCoalesced(ts.map((t) => checkTensor(t, 'allReduceCoalesced').handle), checkOp(op, 'allReduceCoalesced'), false, true);
 }
 export async function allReduceCoalescedAsync(ts: Tensor[], op: ReduceOp = 'sum'): Promise<void> {
-  await native.distAllReduceCoalesced(ts.map((t) => checkTensor(t, 'allReduceCoalescedAsync').handle), checkOp(op, 'allReduceCoalescedAsync'), true);
+  await native.distAllReduceCoalesced(ts.map((t) => checkTensor(t, 'allReduceCoalescedAsync').handle), checkOp(op, 'allReduceCoalescedAsync'), true, true);
 }
 /** Copies rank src's t into t on every rank, in place. Returns t. */
 export function broadcast(t: Tensor, src = 0): Tensor {
-  native.distBroadcast(checkTensor(t, 'broadcast').handle, checkInt(src, 'src', 0), false);
+  native.distBroadcast(checkTensor(t, 'broadcast').handle, checkInt(src, 'src', 0), false, true);
   return t;
 }
 export async function broadcastAsync(t: Tensor, src = 0): Promise<Tensor> {
-  await native.distBroadcast(checkTensor(t, 'broadcastAsync').handle, checkInt(src, 'src', 0), true);
+  await native.distBroadcast(checkTensor(t, 'broadcastAsync').handle, checkInt(src, 'src', 0), true, true);
   return t;
 }
 /** Every rank's t, stacked: shape [worldSize, ...t.shape]. */
 export function allGather(t: Tensor): Tensor {
-  return wrap(native.distAllGather(checkTensor(t, 'allGather').handle, false));
+  return wrap(native.distAllGather(checkTensor(t, 'allGather').handle, false, true));
 }
 export async function allGatherAsync(t: Tensor): Promise<Tensor> {
-  return wrap(await native.distAllGather(checkTensor(t, 'allGatherAsync').handle, true));
+  return wrap(await native.distAllGather(checkTensor(t, 'allGatherAsync').handle, true, true));
 }
 /** Reduces t (first dimension a multiple of worldSize) over all ranks and returns this rank's slice of dim 0. */
 export function reduceScatter(t: Tensor, op: ReduceOp = 'sum'): Tensor {
-  return wrap(native.distReduceScatter(checkTensor(t, 'reduceScatter').handle, checkOp(op, 'reduceScatter'), false));
+  return wrap(native.distReduceScatter(checkTensor(t, 'reduceScatter').handle, checkOp(op, 'reduceScatter'), false, true));
 }
 export async function reduceScatterAsync(t: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
-  return wrap(await native.distReduceScatter(checkTensor(t, 'reduceScatterAsync').handle, checkOp(op, 'reduceScatterAsync'), true));
+  return wrap(await native.distReduceScatter(checkTensor(t, 'reduceScatterAsync').handle, checkOp(op, 'reduceScatterAsync'), true, true));
 }
 /** Returns when every rank has reached it. */
 export function barrier(): void {
-  native.distBarrier(false);
+  native.distBarrier(false, true);
 }
 export async function barrierAsync(): Promise<void> {
-  await native.distBarrier(true);
+  await native.distBarrier(true, true);
 }
 /** @internal Waits until every collective queued so far has run; throws if one failed. */
 export function flush(): void {
-  native.distAllReduceCoalesced([], 'sum', false);
+  native.distAllReduceCoalesced([], 'sum', false, false);
 }
