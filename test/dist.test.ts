@@ -122,7 +122,7 @@ describe('dist', function () {
       assert.ok(Date.now() - t0 < 3000);
     });
 
-    it('refuses a client with the wrong secret, and logs it', async () => {
+    it('refuses a client with the wrong secret or no handshake, and logs it', async () => {
       const child = spawn(process.execPath, [TSX, path.join(FIX, 'store_server.ts')], { cwd: ROOT, env: { ...process.env, JOULE_SECRET: 'right' } });
       let err = '';
       child.stderr.on('data', (d: Buffer) => (err += d));
@@ -136,12 +136,26 @@ describe('dist', function () {
       });
       expectJouleError(() => new jl.dist.Store({ port, secret: 'wrong', timeoutMs: 3000 }), 'INVALID_ARGUMENT', /refused this client: wrong job secret/);
       expectJouleError(() => new jl.dist.Store({ port, secret: '', timeoutMs: 3000 }), 'INVALID_ARGUMENT', /refused/);
+      // A client that announces a 1 GiB first message is dropped before the store allocates it.
+      const raw = net.connect(port, '127.0.0.1');
+      raw.on('error', () => {}); // the store resets the connection: the rest was never read
+      await new Promise((r) => raw.on('connect', r));
+      raw.write(Buffer.from([0, 0, 0, 0x40, 1, 2, 3]));
+      let timer: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([
+        new Promise<boolean>((r) => raw.on('close', () => r(true))),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 10000))),
+      ]);
+      clearTimeout(timer);
+      raw.destroy();
+      assert.ok(closed, 'the store kept waiting for the 1 GiB message');
       const ok = new jl.dist.Store({ port, secret: 'right', timeoutMs: 3000 });
       ok.set('a', 'b');
       ok.close();
       child.stdin!.end();
       await new Promise((r) => child.on('exit', r));
       assert.match(err, /refused a client from 127\.0\.0\.1:\d+: it did not present this job's secret/);
+      assert.match(err, /refused a client from 127\.0\.0\.1:\d+: its first message is not a handshake/);
     });
 
     it('reports a port in use clearly', async () => {

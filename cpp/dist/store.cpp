@@ -32,6 +32,9 @@ enum Op : uint8_t { kSet = 1, kGet = 2, kAdd = 3, kCas = 4, kWait = 5, kCheck = 
 enum Status : uint8_t { kOk = 0, kRefused = 1, kTimeout = 2, kBad = 3 };
 constexpr char kMagic[4] = {'J', 'L', 'S', '1'};
 constexpr uint32_t kMaxMessage = 1u << 30;
+// The handshake ("JLS1" + secret) is short; a client is not trusted with a bigger buffer before it
+// has shown the secret (anyone who can reach the port could otherwise make the store allocate 1 GiB).
+constexpr uint32_t kMaxHandshake = 4096;
 
 struct Writer {
   Bytes b;
@@ -114,12 +117,12 @@ bool read_all(int fd, char* p, size_t n) {
   }
   return true;
 }
-bool read_message(int fd, Bytes& out) {
+bool read_message(int fd, Bytes& out, uint32_t max_bytes = kMaxMessage) {
   char len[4];
   if (!read_all(fd, len, 4)) return false;
   uint32_t n = 0;
   for (int i = 0; i < 4; i++) n |= static_cast<uint32_t>(static_cast<uint8_t>(len[i])) << (8 * i);
-  if (n > kMaxMessage) return false;
+  if (n > max_bytes) return false;
   out.resize(n);
   return read_all(fd, out.data(), n);
 }
@@ -194,7 +197,11 @@ struct StoreServer::Impl {
 
   void serve_inner(int fd) {
     Bytes msg;
-    if (!read_message(fd, msg)) return;
+    if (!read_message(fd, msg, kMaxHandshake)) {
+      std::cerr << "joule store: refused a client from " << peer_name(fd)
+                << ": its first message is not a handshake (too long, or cut short)" << std::endl;
+      return;
+    }
     bool ok = msg.size() >= 4 && std::memcmp(msg.data(), kMagic, 4) == 0 &&
               constant_time_equal(std::string(msg.begin() + 4, msg.end()), secret);
     Writer hello;
