@@ -114,11 +114,13 @@ bool ProcessGroup::agree(const char* what, const CallSignature& call) {
     add(reduce ? std::string("ops ") + op_name(-v[kFields + kDetail]) + " .. " + op_name(v[kDetail])
                : "roots " + std::to_string(-v[kFields + kDetail]) + " .. " + std::to_string(v[kDetail]));
   }
-  std::string here = std::string(collective_name(mine[kKind])) + " of " + std::to_string(call.count) + " " +
-                     dtype_name(call.dtype) + " elements";
-  if (call.kind == Collective::Broadcast) here += " from root " + std::to_string(call.detail);
-  else if (call.kind != Collective::AllGather && call.kind != Collective::Barrier) here += std::string(", op ") + op_name(call.detail);
-  if (call.kind == Collective::Barrier) here = "barrier";
+  std::string here = "barrier";
+  if (call.kind != Collective::Barrier) {
+    here = std::string(collective_name(mine[kKind])) + " of " + std::to_string(call.count) + " " + dtype_name(call.dtype) +
+           " elements";
+    if (call.kind == Collective::Broadcast) here += " from root " + std::to_string(call.detail);
+    else if (call.kind != Collective::AllGather) here += std::string(", op ") + op_name(call.detail);
+  }
   fail(Code::DistMismatch, what, ": the ranks made different calls (", theirs.str(), "); this rank: ", here,
        ". Every rank must call the same collectives in the same order, with tensors of the same size and dtype");
 }
