@@ -14,7 +14,7 @@
 // averaged gradient is in place. Inside noSync(fn) gradients only accumulate locally
 // (gradient accumulation); the next synchronised backward reduces the accumulated sums.
 import { registerGradReadyHook, setGradHome } from '../autograd';
-import { describe, fail } from '../errors';
+import { describe, fail, JouleError } from '../errors';
 import { native } from '../native';
 import { Tensor, wrap } from '../tensor';
 import * as dist from './index';
@@ -254,21 +254,31 @@ export class DistributedDataParallel {
     return layout.contiguous && layout.offset === native.layout(flat.handle).offset + offset;
   }
 
-  // The all-reduces skip the dist functions' per-call check (verify = false): the buckets were
-  // agreed when wrapping, and the check would add a round trip per bucket.
+  // Only a step's first bucket is checked against the other ranks' calls (verify): the buckets
+  // were agreed when wrapping, so what remains to catch is a rank out of step (one more backward
+  // pass than the others, which then are in some other collective: unchecked, Gloo would abort
+  // their process). One small round trip per step instead of one per bucket.
   private launch(bucket: Bucket, async: boolean): void {
+    const verify = this.launchedCount === 0;
     bucket.launched = true;
     this.launchedCount++;
     const flat = this.gather(bucket);
     if (async) {
-      const done = native.distAllReduce(flat.handle, 'avg', true, false);
+      const done = native.distAllReduce(flat.handle, 'avg', true, verify);
       done.catch((e: unknown) => {
         if (this.error === null) this.error = e;
       });
       this.pending.push(done);
     } else {
-      native.distAllReduce(flat.handle, 'avg', false, false);
+      native.distAllReduce(flat.handle, 'avg', false, verify);
     }
+  }
+
+  private static outOfStep(e: unknown): unknown {
+    if (!(e instanceof JouleError) || e.code !== 'DIST_MISMATCH') return e;
+    return new JouleError('DIST_MISMATCH', 'DistributedDataParallel: the ranks are out of step: this rank is averaging gradients while ' +
+      'another is in a different collective (every rank must run the same number of backward passes; DistributedSampler ' +
+      `gives every rank the same number of batches). ${e.message}`);
   }
 
   private reset(): void {
@@ -292,6 +302,8 @@ export class DistributedDataParallel {
       const inline = this.inlineLast && rest.length === 1 && rest[0].ready === rest[0].params.length;
       for (const b of rest) this.launch(b, !inline);
       await Promise.all(this.pending);
+    } catch (e) {
+      throw DistributedDataParallel.outOfStep(e);
     } finally {
       if (pending === this.pending) this.reset();
     }
@@ -303,6 +315,8 @@ export class DistributedDataParallel {
     try {
       for (const b of this.buckets) if (!b.launched) this.launch(b, false);
       dist.flush();
+    } catch (e) {
+      throw DistributedDataParallel.outOfStep(e);
     } finally {
       this.reset();
     }
