@@ -15,6 +15,7 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "JOULE_VERSION=\"<!(node -p \"require('./package.json').version\")\"",
         "JOULE_BUILD_SYSTEM=\"node-gyp\""
       ],

@@ -1,4 +1,6 @@
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 
 import * as jl from '../lib/index';
 import { assertClose, expectJouleError, itTidy, makeTensor, Ref, refMatmul, Rng } from './helpers';
@@ -124,5 +126,18 @@ describe('runtime', () => {
     } else {
       assert.ok(c.devices.length > 0);
     }
+  });
+
+  it('a worker thread terminated in the middle of Joule calls neither aborts the process nor leaves tensors behind', function () {
+    this.timeout(120_000);
+    // In a child process: before the fix, the interrupted call's error, thrown into the dying
+    // worker, aborted the whole process, and a result being wrapped for it was never freed.
+    const res = spawnSync(process.execPath, ['-r', 'tsx/cjs', path.join(__dirname, 'fixtures/worker_terminate.ts')], {
+      cwd: path.join(__dirname, '..'),
+      encoding: 'utf8',
+      timeout: 110_000,
+    });
+    assert.equal(res.status, 0, `status ${res.status}, signal ${res.signal}\n${res.stdout}${res.stderr}`);
+    assert.match(res.stdout, /^OK 12$/m);
   });
 });

@@ -1,5 +1,7 @@
 #include "napi/handle.h"
 
+#include <memory>
+
 #include "core/storage.h"
 
 namespace joule::napi {
@@ -11,18 +13,22 @@ constexpr napi_type_tag kTensorTag = {0x6a6f756c65740000ULL, 0x6e73722d686e646cU
 }  // namespace
 
 Napi::Value TensorHandle::wrap(Napi::Env env, Tensor tensor) {
-  auto* h = new TensorHandle();
-  count_tensor(tensor.device(), +1);
-  h->tensor_ = std::move(tensor);
-  Napi::External<TensorHandle> ext = Napi::External<TensorHandle>::New(env, h, [](Napi::Env e, TensorHandle* handle) {
+  // Owned here until the external exists: creating it fails in a terminating worker, and the
+  // tensor must then be freed, not leaked.
+  auto owned = std::make_unique<TensorHandle>();
+  owned->tensor_ = std::move(tensor);
+  Napi::External<TensorHandle> ext = Napi::External<TensorHandle>::New(env, owned.get(), [](Napi::Env e, TensorHandle* handle) {
     handle->release(e);
     delete handle;
   });
+  TensorHandle* h = owned.release();  // the external's finalizer deletes it from here on
+  count_tensor(h->tensor_->device(), +1);
   NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, ext, &kTensorTag), Napi::Value());
   if (h->tensor_->device().is_cpu()) {
     // Tell V8 how much memory the handle keeps alive, so forgotten tensors get collected.
-    h->external_bytes_ = static_cast<int64_t>(h->tensor_->nbytes());
-    Napi::MemoryManagement::AdjustExternalMemory(env, h->external_bytes_);
+    const auto bytes = static_cast<int64_t>(h->tensor_->nbytes());
+    Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+    h->external_bytes_ = bytes;
   }
   return ext;
 }
