@@ -4,7 +4,7 @@
 // the ranks). NCCL: reported unavailable here; the GPU test runs only where CUDA and NCCL are
 // usable.
 import * as assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -177,6 +177,13 @@ describe('dist', function () {
   describe('one process (world size 1)', function () {
     before(function () {
       if (!glooHere) this.skip();
+    });
+    it('the group belongs to the thread that made it: other threads get an error, and a terminated worker takes it along', async () => {
+      // In a child process: before, the main thread's use of a terminated worker's group aborted it.
+      // (`node -r tsx/cjs`, not the tsx launcher: worker threads inherit the require hook, not its loader.)
+      const r = spawnSync(process.execPath, ['-r', 'tsx/cjs', path.join(FIX, 'worker_owner.ts')], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+      assert.equal(r.status, 0, `status ${r.status}, signal ${r.signal}\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^OK$/m);
     });
     it('inits without a launcher, runs every collective as the identity, destroys, and inits again', async () => {
       for (let round = 0; round < 2; round++) {

@@ -161,22 +161,47 @@ Napi::Value StoreDelete(const Napi::CallbackInfo& info) {
 
 // ---- the default process group ----
 
+// One per process (a process is one rank), owned by the JavaScript environment (main thread or
+// worker) that called init(): its promises settle there, and it ends with that environment.
 struct Group {
+  napi_env owner = nullptr;
   std::unique_ptr<dist::StoreServer> server;
   std::unique_ptr<dist::StoreClient> store;
   std::unique_ptr<dist::ProcessGroup> pg;
   std::unique_ptr<dist::CommThread> comm;
   Napi::ThreadSafeFunction tsfn;
-  int pending = 0;  // async operations in flight (JavaScript thread only)
+  int pending = 0;  // async operations in flight (owner's thread only)
 };
 // Deliberately never destroyed at process exit (destroy() frees it): a static destructor would
 // wait for a collective still in flight on the communication thread.
 Group* group = nullptr;
 int generation = 0;
 
-Group& current() {
+Group& current(Napi::Env env) {
   JOULE_CHECK(group != nullptr, Code::InvalidArgument, "dist: not initialised: call dist.init() first");
+  JOULE_CHECK(group->owner == env, Code::InvalidArgument,
+              "dist: the process group belongs to another thread (the main thread or a worker that called dist.init()); "
+              "call dist functions from that thread");
   return *group;
+}
+
+// Stops and frees the group: waits for the queued collectives (each bounded by the timeout).
+void shut_down(std::unique_ptr<Group> g) {
+  g->comm->stop();
+  g->comm.reset();
+  g->pg.reset();
+  g->store.reset();
+  g->server.reset();
+}
+
+// When the owning environment ends without destroy() (a worker terminated, or exiting), the
+// group goes with it; another thread may then init() again. Node closes the group's
+// thread-safe function itself.
+void end_with_environment(void* owned) {
+  if (group != owned) return;
+  std::unique_ptr<Group> g(group);
+  group = nullptr;
+  shut_down(std::move(g));
 }
 
 struct Completion {
@@ -211,7 +236,7 @@ Napi::Value error_value(Napi::Env env, std::exception_ptr e) {
 // Promise of it.
 Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<void()> job, std::optional<Tensor> result,
                      std::vector<Tensor> keep) {
-  Group& g = current();
+  Group& g = current(info.Env());
   Napi::Env env = info.Env();
   if (!async) {
     g.comm->run(std::move(job));
@@ -223,7 +248,8 @@ Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<v
   Napi::ThreadSafeFunction tsfn = g.tsfn;
   g.comm->submit(std::move(job), [c, tsfn](std::exception_ptr e) mutable {
     c->error = e;
-    tsfn.BlockingCall(c, [](Napi::Env env, Napi::Function, Completion* done) {
+    // Refused once the owning environment is closing: nobody is left to settle the promise.
+    napi_status queued = tsfn.BlockingCall(c, [](Napi::Env env, Napi::Function, Completion* done) {
       std::unique_ptr<Completion> own(done);
       if (group && --group->pending == 0) group->tsfn.Unref(env);
       if (done->error) {
@@ -232,6 +258,7 @@ Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<v
         done->deferred.Resolve(done->result ? TensorHandle::wrap(env, *done->result) : env.Undefined());
       }
     });
+    if (queued != napi_ok) delete c;
   });
   return promise;
 }
@@ -279,6 +306,8 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     g->tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
                                             "joule-dist", 0, 1);
     g->tsfn.Unref(info.Env());
+    g->owner = info.Env();
+    NAPI_THROW_IF_FAILED(info.Env(), napi_add_env_cleanup_hook(info.Env(), end_with_environment, g.get()), Napi::Value());
     group = g.release();
     return Napi::String::New(info.Env(), backend);
   });
@@ -287,14 +316,13 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
     if (!group) return info.Env().Undefined();
+    current(info.Env());  // only the owner destroys it
     std::unique_ptr<Group> g(group);
     group = nullptr;
+    napi_remove_env_cleanup_hook(info.Env(), end_with_environment, g.get());
     g->comm->stop();
     g->tsfn.Release();
-    g->comm.reset();
-    g->pg.reset();
-    g->store.reset();
-    g->server.reset();
+    shut_down(std::move(g));
     return info.Env().Undefined();
   });
 }
@@ -318,7 +346,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 // model is wrapped).
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current();
+    Group& g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
     dist::ReduceOp op = dist::parse_reduce_op(to_string(info, 1, "op"));
     g.pg->check_tensor(t, "allReduce");
@@ -334,7 +362,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
 
 Napi::Value AllReduceCoalesced(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current();
+    Group& g = current(info.Env());
     std::vector<Tensor> ts = to_tensors(info, 0, "tensors");
     dist::ReduceOp op = dist::parse_reduce_op(to_string(info, 1, "op"));
     for (const auto& t : ts) {
@@ -357,7 +385,7 @@ Napi::Value AllReduceCoalesced(const Napi::CallbackInfo& info) {
 
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current();
+    Group& g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
     int64_t root = to_int(info, 1, "root");
     JOULE_CHECK(root >= 0 && root < g.pg->size(), Code::InvalidArgument, "broadcast: root must be in 0..", g.pg->size() - 1,
@@ -375,7 +403,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
 
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current();
+    Group& g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
     g.pg->check_tensor(t, "allGather");
     Shape shape = t.shape;
@@ -393,7 +421,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
 
 Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current();
+    Group& g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
     dist::ReduceOp op = dist::parse_reduce_op(to_string(info, 1, "op"));
     g.pg->check_tensor(t, "reduceScatter");
@@ -416,7 +444,7 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current();
+    Group& g = current(info.Env());
     const bool verify = to_bool(info, 1, "verify");
     dist::ProcessGroup* pg = g.pg.get();
     return dispatch(info, to_bool(info, 0, "async"), [pg, verify] {
