@@ -3,8 +3,9 @@
 // turn on the group's communication thread has run; the *Async forms return a Promise settled
 // from that thread through a thread-safe function, so the JavaScript thread stays free.
 #include <map>
-#include <optional>
 #include <memory>
+#include <mutex>
+#include <optional>
 
 #include "core/error.h"
 #include "dist/process_group.h"
@@ -165,46 +166,58 @@ Napi::Value StoreDelete(const Napi::CallbackInfo& info) {
 // worker) that called init(): its promises settle there, and it ends with that environment.
 struct Group {
   napi_env owner = nullptr;
+  int rank = 0, size = 1;  // fixed at init(): Info reads them from any thread
+  std::string backend;
   std::unique_ptr<dist::StoreServer> server;
   std::unique_ptr<dist::StoreClient> store;
   std::unique_ptr<dist::ProcessGroup> pg;
   std::unique_ptr<dist::CommThread> comm;
   Napi::ThreadSafeFunction tsfn;
-  int pending = 0;  // async operations in flight (owner's thread only)
+  int pending = 0;        // async operations in flight (owner's thread only)
+  bool released = false;  // tsfn released or closing (owner's thread only)
 };
-// Deliberately never destroyed at process exit (destroy() frees it): a static destructor would
+// The current group, shared with the completions in flight. Guarded by group_mu: any JavaScript
+// thread may call in. The holder is never destroyed: at process exit a static destructor would
 // wait for a collective still in flight on the communication thread.
-Group* group = nullptr;
+std::mutex group_mu;
+auto* const group = new std::shared_ptr<Group>();
 int generation = 0;
 
-Group& current(Napi::Env env) {
-  JOULE_CHECK(group != nullptr, Code::InvalidArgument, "dist: not initialised: call dist.init() first");
-  JOULE_CHECK(group->owner == env, Code::InvalidArgument,
+std::shared_ptr<Group> current(Napi::Env env) {
+  std::lock_guard<std::mutex> lock(group_mu);
+  JOULE_CHECK(*group != nullptr, Code::InvalidArgument, "dist: not initialised: call dist.init() first");
+  JOULE_CHECK((*group)->owner == env, Code::InvalidArgument,
               "dist: the process group belongs to another thread (the main thread or a worker that called dist.init()); "
               "call dist functions from that thread");
   return *group;
 }
 
-// Stops and frees the group: waits for the queued collectives (each bounded by the timeout).
-void shut_down(std::unique_ptr<Group> g) {
-  g->comm->stop();
-  g->comm.reset();
-  g->pg.reset();
-  g->store.reset();
-  g->server.reset();
+// Stops the group: waits for the queued collectives (each bounded by the timeout), then frees
+// its parts; the Group itself lives on while completions in flight refer to it.
+void shut_down(Group& g) {
+  g.released = true;
+  g.comm->stop();
+  g.comm.reset();
+  g.pg.reset();
+  g.store.reset();
+  g.server.reset();
 }
 
 // When the owning environment ends without destroy() (a worker terminated, or exiting), the
 // group goes with it; another thread may then init() again. Node closes the group's
 // thread-safe function itself.
 void end_with_environment(void* owned) {
-  if (group != owned) return;
-  std::unique_ptr<Group> g(group);
-  group = nullptr;
-  shut_down(std::move(g));
+  std::shared_ptr<Group> g;
+  {
+    std::lock_guard<std::mutex> lock(group_mu);
+    if (group->get() != owned) return;
+    g = std::move(*group);
+  }
+  shut_down(*g);
 }
 
 struct Completion {
+  std::shared_ptr<Group> group;
   Napi::Promise::Deferred deferred;
   std::exception_ptr error;
   std::optional<Tensor> result;
@@ -236,22 +249,23 @@ Napi::Value error_value(Napi::Env env, std::exception_ptr e) {
 // Promise of it.
 Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<void()> job, std::optional<Tensor> result,
                      std::vector<Tensor> keep) {
-  Group& g = current(info.Env());
+  std::shared_ptr<Group> g = current(info.Env());
   Napi::Env env = info.Env();
   if (!async) {
-    g.comm->run(std::move(job));
+    g->comm->run(std::move(job));
     return result ? TensorHandle::wrap(env, *result) : env.Undefined();
   }
-  auto* c = new Completion{Napi::Promise::Deferred::New(env), nullptr, std::move(result), std::move(keep)};
+  auto* c = new Completion{g, Napi::Promise::Deferred::New(env), nullptr, std::move(result), std::move(keep)};
   Napi::Promise promise = c->deferred.Promise();
-  if (g.pending++ == 0) g.tsfn.Ref(env);
-  Napi::ThreadSafeFunction tsfn = g.tsfn;
-  g.comm->submit(std::move(job), [c, tsfn](std::exception_ptr e) mutable {
+  if (g->pending++ == 0) g->tsfn.Ref(env);
+  Napi::ThreadSafeFunction tsfn = g->tsfn;
+  g->comm->submit(std::move(job), [c, tsfn](std::exception_ptr e) mutable {
     c->error = e;
     // Refused once the owning environment is closing: nobody is left to settle the promise.
     napi_status queued = tsfn.BlockingCall(c, [](Napi::Env env, Napi::Function, Completion* done) {
       std::unique_ptr<Completion> own(done);
-      if (group && --group->pending == 0) group->tsfn.Unref(env);
+      Group& owner = *done->group;
+      if (--owner.pending == 0 && !owner.released) owner.tsfn.Unref(env);
       if (done->error) {
         done->deferred.Reject(error_value(env, done->error));
       } else {
@@ -265,7 +279,11 @@ Napi::Value dispatch(const Napi::CallbackInfo& info, bool async, std::function<v
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    JOULE_CHECK(group == nullptr, Code::InvalidArgument, "dist: already initialised: call dist.destroy() first");
+    auto initialised = [] {
+      std::lock_guard<std::mutex> lock(group_mu);
+      return *group != nullptr;
+    };
+    JOULE_CHECK(!initialised(), Code::InvalidArgument, "dist: already initialised: call dist.destroy() first");
     JOULE_CHECK(info.Length() > 0 && info[0].IsObject(), Code::InvalidArgument, "dist.init: expected an options object");
     Napi::Object o = info[0].As<Napi::Object>();
     // Checked field by field: As<>() does not check, and a wrong type would leave as a TypeError.
@@ -293,7 +311,10 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     } else {
       fail(Code::InvalidArgument, "dist.init: expected backend 'gloo' or 'nccl', got '", backend, "'");
     }
-    auto g = std::make_unique<Group>();
+    auto g = std::make_shared<Group>();
+    g->rank = rank;
+    g->size = size;
+    g->backend = backend;
     if (host_store) g->server = std::make_unique<dist::StoreServer>(addr, port, secret);
     g->store = std::make_unique<dist::StoreClient>(addr, port, secret, timeout);
     std::string prefix = "joule/" + std::to_string(++generation) + "/";
@@ -307,22 +328,38 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
                                             "joule-dist", 0, 1);
     g->tsfn.Unref(info.Env());
     g->owner = info.Env();
+    bool installed = false;
+    {
+      std::lock_guard<std::mutex> lock(group_mu);
+      if (*group == nullptr) *group = g;
+      installed = *group == g;
+    }
+    if (!installed) {  // another thread's init() finished first
+      g->tsfn.Release();
+      shut_down(*g);
+      fail(Code::InvalidArgument, "dist: already initialised (by another thread)");
+    }
     NAPI_THROW_IF_FAILED(info.Env(), napi_add_env_cleanup_hook(info.Env(), end_with_environment, g.get()), Napi::Value());
-    group = g.release();
     return Napi::String::New(info.Env(), backend);
   });
 }
 
 Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    if (!group) return info.Env().Undefined();
-    current(info.Env());  // only the owner destroys it
-    std::unique_ptr<Group> g(group);
-    group = nullptr;
+    std::shared_ptr<Group> g;
+    {
+      std::lock_guard<std::mutex> lock(group_mu);
+      if (*group == nullptr) return info.Env().Undefined();
+    }
+    g = current(info.Env());  // only the owner destroys it
+    {
+      std::lock_guard<std::mutex> lock(group_mu);
+      group->reset();
+    }
     napi_remove_env_cleanup_hook(info.Env(), end_with_environment, g.get());
-    g->comm->stop();
+    g->comm->stop();  // the completions of queued work go out before the release
     g->tsfn.Release();
-    shut_down(std::move(g));
+    shut_down(*g);
     return info.Env().Undefined();
   });
 }
@@ -331,10 +368,15 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("initialized", Napi::Boolean::New(env, group != nullptr));
-    o.Set("rank", Napi::Number::New(env, group ? group->pg->rank() : 0));
-    o.Set("worldSize", Napi::Number::New(env, group ? group->pg->size() : 1));
-    o.Set("backend", group ? Napi::Value(Napi::String::New(env, group->pg->backend())) : env.Null());
+    std::shared_ptr<Group> g;
+    {
+      std::lock_guard<std::mutex> lock(group_mu);
+      g = *group;
+    }
+    o.Set("initialized", Napi::Boolean::New(env, g != nullptr));
+    o.Set("rank", Napi::Number::New(env, g ? g->rank : 0));
+    o.Set("worldSize", Napi::Number::New(env, g ? g->size : 1));
+    o.Set("backend", g ? Napi::Value(Napi::String::New(env, g->backend)) : env.Null());
     o.Set("glooCompiled", Napi::Boolean::New(env, dist::gloo_compiled()));
     o.Set("ncclUnavailableReason", Napi::String::New(env, dist::nccl_unavailable_reason()));
     return o;
@@ -346,12 +388,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 // model is wrapped).
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current(info.Env());
+    std::shared_ptr<Group> g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
     dist::ReduceOp op = dist::parse_reduce_op(to_string(info, 1, "op"));
-    g.pg->check_tensor(t, "allReduce");
+    g->pg->check_tensor(t, "allReduce");
     const bool verify = to_bool(info, 3, "verify");
-    dist::ProcessGroup* pg = g.pg.get();
+    dist::ProcessGroup* pg = g->pg.get();
     return dispatch(info, to_bool(info, 2, "async"), [pg, t, op, verify] {
       const auto count = static_cast<size_t>(t.numel());
       if (verify) pg->agree("allReduce", {dist::Collective::AllReduce, count, t.dtype, static_cast<int>(op)});
@@ -362,15 +404,15 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
 
 Napi::Value AllReduceCoalesced(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current(info.Env());
+    std::shared_ptr<Group> g = current(info.Env());
     std::vector<Tensor> ts = to_tensors(info, 0, "tensors");
     dist::ReduceOp op = dist::parse_reduce_op(to_string(info, 1, "op"));
     for (const auto& t : ts) {
-      g.pg->check_tensor(t, "allReduceCoalesced");
+      g->pg->check_tensor(t, "allReduceCoalesced");
       JOULE_CHECK(t.dtype == ts[0].dtype, Code::Dtype, "allReduceCoalesced: all tensors must have one dtype");
     }
     const bool verify = to_bool(info, 3, "verify");
-    dist::ProcessGroup* pg = g.pg.get();
+    dist::ProcessGroup* pg = g->pg.get();
     return dispatch(info, to_bool(info, 2, "async"), [pg, ts, op, verify] {
       if (verify) {
         size_t count = 0;
@@ -385,14 +427,14 @@ Napi::Value AllReduceCoalesced(const Napi::CallbackInfo& info) {
 
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current(info.Env());
+    std::shared_ptr<Group> g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
     int64_t root = to_int(info, 1, "root");
-    JOULE_CHECK(root >= 0 && root < g.pg->size(), Code::InvalidArgument, "broadcast: root must be in 0..", g.pg->size() - 1,
+    JOULE_CHECK(root >= 0 && root < g->pg->size(), Code::InvalidArgument, "broadcast: root must be in 0..", g->pg->size() - 1,
                 ", got ", root);
-    g.pg->check_tensor(t, "broadcast");
+    g->pg->check_tensor(t, "broadcast");
     const bool verify = to_bool(info, 3, "verify");
-    dist::ProcessGroup* pg = g.pg.get();
+    dist::ProcessGroup* pg = g->pg.get();
     return dispatch(info, to_bool(info, 2, "async"), [pg, t, root, verify] {
       const auto count = static_cast<size_t>(t.numel());
       if (verify) pg->agree("broadcast", {dist::Collective::Broadcast, count, t.dtype, static_cast<int>(root)});
@@ -403,14 +445,14 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
 
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current(info.Env());
+    std::shared_ptr<Group> g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
-    g.pg->check_tensor(t, "allGather");
+    g->pg->check_tensor(t, "allGather");
     Shape shape = t.shape;
-    shape.insert(shape.begin(), g.pg->size());
+    shape.insert(shape.begin(), g->pg->size());
     Tensor out = empty(shape, t.dtype, t.device());
     const bool verify = to_bool(info, 2, "verify");
-    dist::ProcessGroup* pg = g.pg.get();
+    dist::ProcessGroup* pg = g->pg.get();
     return dispatch(info, to_bool(info, 1, "async"), [pg, t, out, verify] {
       const auto count = static_cast<size_t>(t.numel());
       if (verify) pg->agree("allGather", {dist::Collective::AllGather, count, t.dtype, 0});
@@ -421,18 +463,18 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
 
 Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current(info.Env());
+    std::shared_ptr<Group> g = current(info.Env());
     Tensor t = to_tensor(info, 0, "tensor");
     dist::ReduceOp op = dist::parse_reduce_op(to_string(info, 1, "op"));
-    g.pg->check_tensor(t, "reduceScatter");
-    int64_t n = g.pg->size();
+    g->pg->check_tensor(t, "reduceScatter");
+    int64_t n = g->pg->size();
     JOULE_CHECK(t.dim() >= 1 && t.shape[0] % n == 0, Code::ShapeMismatch, "reduceScatter: the first dimension (",
                 t.dim() ? t.shape[0] : 0, ") must be a multiple of the world size ", n);
     Shape shape = t.shape;
     shape[0] /= n;
     Tensor out = empty(shape, t.dtype, t.device());
     const bool verify = to_bool(info, 3, "verify");
-    dist::ProcessGroup* pg = g.pg.get();
+    dist::ProcessGroup* pg = g->pg.get();
     return dispatch(info, to_bool(info, 2, "async"), [pg, t, out, op, verify] {
       if (verify) {
         pg->agree("reduceScatter", {dist::Collective::ReduceScatter, static_cast<size_t>(t.numel()), t.dtype, static_cast<int>(op)});
@@ -444,9 +486,9 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return guard(info, [&]() -> Napi::Value {
-    Group& g = current(info.Env());
+    std::shared_ptr<Group> g = current(info.Env());
     const bool verify = to_bool(info, 1, "verify");
-    dist::ProcessGroup* pg = g.pg.get();
+    dist::ProcessGroup* pg = g->pg.get();
     return dispatch(info, to_bool(info, 0, "async"), [pg, verify] {
       // A comparison of the calls is itself a barrier.
       if (!(verify && pg->agree("barrier", {dist::Collective::Barrier, 0, DType::Float32, 0}))) pg->barrier();
