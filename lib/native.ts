@@ -229,7 +229,7 @@ export interface Native {
   distInit(options: { backend: 'gloo' | 'nccl'; rank: number; worldSize: number; masterAddr: string; masterPort: number;
     secret: string; timeoutMs: number; hostStore: boolean; device: number; hostname: string }): string;
   distDestroy(): void;
-  distInfo(): { initialized: boolean; rank: number; worldSize: number; backend: string | null; glooCompiled: boolean; ncclUnavailableReason: string };
+  distInfo(): { initialized: boolean; rank: number; worldSize: number; backend: string | null; glooCompiled: boolean; blockingSendBytes: number; ncclUnavailableReason: string };
   distAllReduce(h: Handle, op: string, async: false, verify: boolean): void;
   distAllReduce(h: Handle, op: string, async: true, verify: boolean): Promise<void>;
   distAllReduceCoalesced(hs: Handle[], op: string, async: false, verify: boolean): void;

@@ -15,6 +15,7 @@ import { parseLaunchArgs, threadsPerRank } from '../lib/cli/launch';
 import { expectJouleError } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
+const WMEM_MAX = '/proc/sys/net/core/wmem_max';
 const TSX = require.resolve('tsx/cli');
 const CLI = path.join(ROOT, 'lib/cli/main.ts');
 const FIX = path.join(ROOT, 'test/fixtures/dist');
@@ -314,14 +315,24 @@ describe('dist', function () {
       const r = await launch(2, 'collectives.ts', { JOULE_NUM_THREADS: undefined });
       assert.equal(r.code, 0, r.out + r.err);
       const share = threadsPerRank(2);
-      for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, \\d+ ticks, ${share} kernel threads`));
+      // Two ranks all-reduce on blocking sockets, each send at most net.core.wmem_max bytes.
+      const blocking = fs.existsSync(WMEM_MAX) ? Math.min(Number(fs.readFileSync(WMEM_MAX, 'utf8')), 2 ** 31 - 1) : 0;
+      for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, \\d+ ticks, ${share} kernel threads, blocking sends ${blocking >= 4096 ? blocking : 0} bytes`));
     });
 
-    it('the same, 2 ranks, with each of Gloo\'s all-reduce algorithms forced', async () => {
-      for (const algorithm of ['ring', 'bcube']) {
-        const r = await launch(2, 'collectives.ts', { SIZES: '1,3,1000,262144', JOULE_GLOO_ALGORITHM: algorithm });
-        assert.equal(r.code, 0, `${algorithm}: ${r.out}${r.err}`);
-        for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks`));
+    it('the same, 2 ranks, with each of Gloo\'s all-reduce algorithms forced, and with small or no blocking sends', async () => {
+      // By default two ranks all-reduce on blocking sockets in pieces of at most 1 MiB; 4096 bytes
+      // a send makes pieces of 2016 elements, so that the sizes below cross piece boundaries.
+      const settings: [Record<string, string>, number][] = [
+        [{ JOULE_GLOO_ALGORITHM: 'ring' }, 0],
+        [{ JOULE_GLOO_ALGORITHM: 'bcube' }, 0],
+        [{ JOULE_GLOO_BLOCKING_BYTES: '4096' }, fs.existsSync(WMEM_MAX) ? 4096 : 0],
+        [{ JOULE_GLOO_BLOCKING_BYTES: '0' }, 0],
+      ];
+      for (const [setting, blocking] of settings) {
+        const r = await launch(2, 'collectives.ts', { SIZES: '1,3,1000,2017,262144', ...setting });
+        assert.equal(r.code, 0, `${JSON.stringify(setting)}: ${r.out}${r.err}`);
+        for (const k of [0, 1]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, .*, blocking sends ${blocking} bytes`));
       }
     });
 
@@ -329,7 +340,7 @@ describe('dist', function () {
       // A JOULE_NUM_THREADS of the user's own stands (the launcher's share here would be 1).
       const r = await launch(3, 'collectives.ts', { SIZES: '1,2,1000,65537', JOULE_NUM_THREADS: '2' });
       assert.equal(r.code, 0, r.out + r.err);
-      for (const k of [0, 1, 2]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, \\d+ ticks, 2 kernel threads`));
+      for (const k of [0, 1, 2]) assert.match(r.out, new RegExp(`\\[rank ${k}\\] OK \\d+ checks, \\d+ ticks, 2 kernel threads, blocking sends 0 bytes`));
     });
 
     it('calls that differ between the ranks (size, dtype, op, root, collective, a DDP rank out of step): DIST_MISMATCH on every rank, no abort, the group usable after, 2 and 3 ranks', async () => {

@@ -42,6 +42,9 @@ class ProcessGroup {
   int size() const { return size_; }
   Millis timeout() const { return timeout_; }
   virtual std::string backend() const = 0;
+  // The most bytes an all-reduce sends in one blocking write (Gloo, two ranks); 0 when the
+  // all-reduces go through the backend's own event loop.
+  virtual size_t blocking_send_bytes() const { return 0; }
   // Checks a tensor before it is queued (device, dtype, layout), on the calling thread.
   virtual void check_tensor(const Tensor& t, const char* what) const = 0;
 

@@ -168,6 +168,7 @@ struct Group {
   napi_env owner = nullptr;
   int rank = 0, size = 1;  // fixed at init(): Info reads them from any thread
   std::string backend;
+  size_t blocking_send_bytes = 0;
   std::unique_ptr<dist::StoreServer> server;
   std::unique_ptr<dist::StoreClient> store;
   std::unique_ptr<dist::ProcessGroup> pg;
@@ -320,6 +321,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     std::string prefix = "joule/" + std::to_string(++generation) + "/";
     if (backend == "gloo") g->pg = dist::make_gloo_group(*g->store, prefix, rank, size, timeout, hostname);
     else g->pg = dist::make_nccl_group(*g->store, prefix, rank, size, timeout, device);
+    g->blocking_send_bytes = g->pg->blocking_send_bytes();
     g->comm = std::make_unique<dist::CommThread>();
     // Every rank has finished connecting (and so no longer needs the store) past this point.
     dist::ProcessGroup* pg = g->pg.get();
@@ -378,6 +380,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     o.Set("worldSize", Napi::Number::New(env, g ? g->size : 1));
     o.Set("backend", g ? Napi::Value(Napi::String::New(env, g->backend)) : env.Null());
     o.Set("glooCompiled", Napi::Boolean::New(env, dist::gloo_compiled()));
+    o.Set("blockingSendBytes", Napi::Number::New(env, g ? static_cast<double>(g->blocking_send_bytes) : 0));
     o.Set("ncclUnavailableReason", Napi::String::New(env, dist::nccl_unavailable_reason()));
     return o;
   });

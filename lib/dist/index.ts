@@ -132,6 +132,15 @@ export function rank(): number {
 export function worldSize(): number {
   return native.distInfo().worldSize;
 }
+/**
+ * The most bytes an all-reduce sends in one blocking write, or 0. With two gloo ranks Joule
+ * all-reduces on blocking sockets (Gloo's halving-doubling, in pieces of at most 1 MiB), which
+ * needs each send to fit the socket's buffer (net.core.wmem_max; JOULE_GLOO_BLOCKING_BYTES can
+ * lower it, 0 turns it off); otherwise all-reduces go through Gloo's event loop (0 here).
+ */
+export function blockingSendBytes(): number {
+  return native.distInfo().blockingSendBytes;
+}
 export function backend(): Backend | null {
   return native.distInfo().backend as Backend | null;
 }
