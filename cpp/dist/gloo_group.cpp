@@ -83,10 +83,8 @@ gloo::AllreduceOptions::Func reduce_fn(ReduceOp op) {
   }
 }
 
-// The same reductions in the form of Gloo's older algorithms: x = x op y, in place.
-void mean_of_two_in_place(float* x, const float* y, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = (x[i] + y[i]) * 0.5f;
-}
+// The reductions in the form of Gloo's older algorithms: x = x op y, in place.
+void mean_of_two_in_place(float* x, const float* y, size_t n) { reduce_mean_of_two(x, x, y, n); }
 const gloo::ReductionFunction<float> kMeanOfTwo(gloo::SUM, &mean_of_two_in_place);
 
 template <typename T>
@@ -305,7 +303,7 @@ class GlooGroup : public ProcessGroup {
   // both ranks' sends complete without the other reading (see blocking_send_limit). There Gloo's
   // halving-doubling all-reduce reads and writes on the calling thread itself, where the default
   // sockets hand every message over through Gloo's event-loop thread and a condition variable.
-  // Alternating the two in one job (2 ranks on this 2-vCPU machine, medians of 100 calls): 4 KB
+  // In a test program of Gloo alone (2 ranks on this 2-vCPU machine, medians of 100 calls): 4 KB
   // 0.04 vs 0.16 ms, 1 MB 0.32 vs 0.85, 7.4 MB 4.7 vs 8.1. A blocking socket serves only Gloo's
   // older algorithms (its newer collectives need the event loop), hence the separate connection;
   // the ranks agree on the limit first, so that all of them take the same path.
