@@ -231,9 +231,11 @@ int64_t k_step(const Sgemm& g, const IsaKernels& ks) {
   return k_block_size(g.k, g.a_cs == 1 ? ks.kc_in_place : ks.kc);
 }
 
-// The N block (packed B): about as many floats as KC x NC whatever the K block.
-int64_t n_step(const IsaKernels& ks, int64_t kc_step) {
-  return std::max<int64_t>(ks.nr, std::min(ks.nc, ks.kc * ks.nc / kc_step) / ks.nr * ks.nr);
+// The N block (packed B): about as many floats as the kernel table asks for a block whatever the K
+// block (KC x NC, or b_block_in_place when A is read in place).
+int64_t n_step(const Sgemm& g, const IsaKernels& ks, int64_t kc_step) {
+  const int64_t block_floats = g.a_cs == 1 ? ks.b_block_in_place : ks.kc * ks.nc;
+  return std::max<int64_t>(ks.nr, std::min(ks.nc, block_floats / kc_step) / ks.nr * ks.nr);
 }
 
 // C(m0:m1, n0:n1) on the calling thread. m0 and n0 are multiples of MR and NR.
@@ -241,7 +243,7 @@ int64_t n_step(const IsaKernels& ks, int64_t kc_step) {
 void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks, int64_t m0, int64_t m1, int64_t n0,
                     int64_t n1, uint64_t call) {
   const int mr = ks.mr, nr = ks.nr;
-  const int64_t kc_step = k_step(g, ks), nc_step = n_step(ks, kc_step);
+  const int64_t kc_step = k_step(g, ks), nc_step = n_step(g, ks, kc_step);
   int64_t mc_step = round_up(ks.mc, mr);  // multiples of the tile: edge tiles only at m1, n1
   if (g.a_rs == 1 && g.a_cs != 1) {
     // Packing column-major A reads whole runs of MC floats per step: longer (balanced) blocks make
@@ -505,7 +507,7 @@ void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, in
   }
   const uint64_t call = g_product_count.fetch_add(1, std::memory_order_relaxed) + 1;
   const int64_t kc_step = k_step(g, ks);
-  const bool single_b_block = g.k <= kc_step && g.n <= n_step(ks, kc_step);
+  const bool single_b_block = g.k <= kc_step && g.n <= n_step(g, ks, kc_step);
   std::atomic<int> next_item{0};
   run_parallel(threads, [&](int, int workers) {
     // `workers` may be smaller than asked (a nested call runs inline with 1): plan for what we got.

@@ -31,6 +31,7 @@ const IsaKernels kAvx2Kernels = {
     /*mc=*/144,
     /*nc=*/2048,
     /*kc_in_place=*/256,
+    /*b_block_in_place=*/256 * 2048,
     LoopOrder::ColumnPanelOuter,
     gemv_rows<Ymm>,
     gemv_cols<Ymm>,

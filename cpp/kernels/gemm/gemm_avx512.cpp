@@ -91,6 +91,11 @@ namespace {
 // column panel (n = 80: 16 columns). At the GPT training shapes (M = 4096, K = 128-512, N = 128-512, and the weight
 // gradients 128-512 x 4096 x 128-512) these took the products from 35-55 % to 45-70 % of the FMA
 // peak on 2 threads (docs/AS-BUILT.md, fp32 GEMM).
+// With A read in place the packed B block is 512 KiB (b_block_in_place: 128 columns at K block
+// 1024) rather than the 768 KiB of KC x NC: A is streamed once more per 128 columns, but the block
+// leaves L2 room for A's next panel and C; paired call by call against 192 columns, 1 thread:
+// 256x1024x1024 NT 1.029-1.076x, 256x784x1024 1.017x, 4096x512x512 NT 1.05x, 1024^3-4096^3
+// 0.99-1.05x; 2 threads 1.00-1.04x (64 columns: 0.97-0.98x at 1024^3-2048^3).
 const IsaKernels kAvx512 = {
     "avx512-zmm-6x64-pf14",
     6,
@@ -104,6 +109,7 @@ const IsaKernels kAvx512 = {
     /*mc=*/120,
     /*nc=*/640,
     /*kc_in_place=*/1024,
+    /*b_block_in_place=*/128 * 1024,
     LoopOrder::RowPanelOuter,
     gemv_rows<Zmm>,
     gemv_cols<Zmm>,

@@ -79,6 +79,7 @@ const IsaKernels kGenericKernels = {
     /*mc=*/128,
     /*nc=*/1024,
     /*kc_in_place=*/256,
+    /*b_block_in_place=*/256 * 1024,
     LoopOrder::ColumnPanelOuter,
     generic_gemv_rows,
     generic_gemv_cols,

@@ -75,7 +75,8 @@ struct IsaKernels {
   int vector_width;
   MicroKernel narrow[4], narrow_rows[4];
   int64_t kc, mc, nc;  // K block (panels in L1/L2), M block (packed A), N block (packed B)
-  int64_t kc_in_place;  // K block when A is row-major and read in place (NC shrinks to match)
+  int64_t kc_in_place;  // K block when A is row-major and read in place ...
+  int64_t b_block_in_place;  // ... and the floats of a packed B block then (NC = this / K block)
   LoopOrder order;
   GemvRowsKernel gemv_rows;
   GemvColsKernel gemv_cols;
