@@ -76,7 +76,7 @@ void open_openblas(const char* path, int threads) {
 void openblas_product(const ja::gemm::Sgemm& g) {
   const bool ta = g.a_rs == 1 && g.a_cs != 1, tb = g.b_rs == 1 && g.b_cs != 1;
   openblas_sgemm(101 /* row major */, ta ? 112 : 111, tb ? 112 : 111, g.m, g.n, g.k, 1.0f, g.a, ta ? g.a_cs : g.a_rs,
-                 g.b, tb ? g.b_cs : g.b_rs, 0.0f, g.c, g.c_rs);
+                 g.b, tb ? g.b_cs : g.b_rs, g.beta, g.c, g.c_rs);
 }
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -97,6 +97,9 @@ G product(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float
   g.a_rs = ta ? 1 : k, g.a_cs = ta ? m : 1;
   g.b_rs = tb ? 1 : n, g.b_cs = tb ? k : 1;
   g.c_rs = n, g.c_cs = 1;
+  // GEMM_AB_BETA=1: C += A B, as bench/gemm.ts times it (addmm_); default C = A B.
+  static const float beta = std::getenv("GEMM_AB_BETA") ? static_cast<float>(std::atof(std::getenv("GEMM_AB_BETA"))) : 0.0f;
+  g.beta = beta;
   return g;
 }
 

@@ -5,6 +5,7 @@
 # e.g. scripts/gemm-ab.sh HEAD 1 8 1024x1024x1024 256x784x1024NT
 # BASE = openblas: side A is numpy's OpenBLAS (OPENBLAS_CORETYPE=Haswell picks its AVX2 kernel);
 # 1 thread only (idle workers of one library spin and slow the other's next call).
+# GEMM_AB_BETA=1: C += A B on both sides (as bench/gemm.ts times addmm_); default C = A B.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$1; shift
