@@ -506,8 +506,8 @@ void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, in
     return;
   }
   const uint64_t call = g_product_count.fetch_add(1, std::memory_order_relaxed) + 1;
-  const int64_t kc_step = k_step(g, ks);
-  const bool single_b_block = g.k <= kc_step && g.n <= n_step(g, ks, kc_step);
+  const int64_t kc_step = k_step(g, ks), nc_step = n_step(g, ks, kc_step);
+  const bool single_b_block = g.k <= kc_step && g.n <= nc_step;
   std::atomic<int> next_item{0};
   run_parallel(threads, [&](int, int workers) {
     // `workers` may be smaller than asked (a nested call runs inline with 1): plan for what we got.
@@ -528,7 +528,7 @@ void run_product(const Sgemm& g, const float* row_bias, const IsaKernels& ks, in
         // bands of one N block each, claimed dynamically, cost nothing more, and a thread slowed
         // by another process on its core no longer holds up the product (2 threads on a busy
         // host, paired call by call: 1.00-1.06x at 512^3-4096^3, the MLP and the GPT shapes).
-        split.parts_n = static_cast<int>(std::max<int64_t>(split.parts_n, ceil_div(g.n, n_step(g, ks, kc_step))));
+        split.parts_n = static_cast<int>(std::max<int64_t>(split.parts_n, ceil_div(g.n, nc_step)));
       }
     }
     for (;;) {
