@@ -8,7 +8,10 @@
 //   gemm_ab THREADS SECONDS MxKxN[NN|NT|TN|TT] ...
 //
 // Prints per shape: medians and bests of each side (GFLOP/s), the median of the paired speed
-// ratios B/A, and B's best as a share of the FMA peak measured right after.
+// ratios B/A, and B's best as a share of the FMA peak measured right after. On 1 thread with
+// AVX-512 also the median of B's speed over an FMA probe run right after each of its calls, as
+// long as one call: the share of what the core gave at that moment (the host's other tenants
+// slow the probe and the product alike), where "best / peak" compares moments apart.
 #include <dlfcn.h>
 #include <sys/mman.h>
 
@@ -46,6 +49,7 @@ JOULE_GEMM_AB_DECLARE(ja)
 JOULE_GEMM_AB_DECLARE(jb)
 namespace joule::energy {
 double cpu_fma_peak(int threads, double seconds);
+float fma_chains_avx512(int64_t iters, float seed);  // 16 chains of 16-lane FMAs, `iters` rounds
 }
 
 namespace {
@@ -152,7 +156,19 @@ int main(int argc, char** argv) {
     double diff = 0, scale = 0;
     for (long q = 0; q < m * n; ++q) diff = std::max<double>(diff, std::abs(c[q] - c_a[q])), scale = std::max<double>(scale, std::abs(c[q]));
     if (diff > 1e-5 * scale) std::printf("%s: the two sides' results differ (max |difference| %g, max |C| %g)\n", argv[i], diff, scale);
-    std::vector<double> ta_s, tb_s, ratio;
+    std::vector<double> ta_s, tb_s, ratio, of_probe;
+    // The paired probe: as many FMA rounds as take about one of B's calls.
+    const bool paired_probe = threads == 1 && __builtin_cpu_supports("avx512f");
+    int64_t probe_iters = 0;
+    if (paired_probe) {
+      double t = now();
+      jb::gemm::sgemm(gb);
+      const double call = now() - t;
+      t = now();
+      volatile float sink = joule::energy::fma_chains_avx512(1 << 16, 1.0f);
+      (void)sink;
+      probe_iters = std::max<int64_t>(1 << 16, static_cast<int64_t>((1 << 16) * call / (now() - t)));
+    }
     const double end = now() + seconds;
     for (int round = 0; now() < end || round < 6; ++round) {
       double da = 0, db = 0;
@@ -163,6 +179,13 @@ int main(int argc, char** argv) {
         (a_side ? da : db) = now() - t;
       }
       ta_s.push_back(da), tb_s.push_back(db), ratio.push_back(da / db);
+      if (paired_probe) {
+        const double t = now();
+        volatile float sink = joule::energy::fma_chains_avx512(probe_iters, 1.0f);
+        (void)sink;
+        const double probe_flops = static_cast<double>(probe_iters) * 16 * 16 * 2 / (now() - t);
+        of_probe.push_back(2.0 * m * n * k / db / probe_flops);
+      }
     }
     const double gflop = 2.0 * m * n * k / 1e9;
     const double best_a = *std::min_element(ta_s.begin(), ta_s.end()), best_b = *std::min_element(tb_s.begin(), tb_s.end());
@@ -170,6 +193,12 @@ int main(int argc, char** argv) {
     std::printf("%-16s %dT %5zu rounds | A med %4.0f best %4.0f | B med %4.0f best %4.0f GFLOP/s | B/A %.3f | B best %3.0f%% of peak %.0f\n",
                 argv[i], threads, ratio.size(), gflop / median(ta_s), gflop / best_a, gflop / median(tb_s), gflop / best_b,
                 median(ratio), 100 * gflop / best_b / peak, peak);
+    if (paired_probe) {
+      std::sort(of_probe.begin(), of_probe.end());
+      auto at = [&](double q) { return 100 * of_probe[static_cast<size_t>(q * (of_probe.size() - 1))]; };
+      std::printf("%-16s    B over the probe run right after each call: median %3.0f%% (deciles 1 / 9: %3.0f%% / %3.0f%%)\n",
+                  argv[i], at(0.5), at(0.1), at(0.9));
+    }
     std::fflush(stdout);
     std::free(a), std::free(b), std::free(c), std::free(c_a);
   }
