@@ -347,6 +347,47 @@ describe('GEMM', function () {
     }
   });
 
+  it('a long A with rows 16 KiB apart, copied K block by K block, gives the in-place product bit for bit', function () {
+    // A [4096, 4096] row-major (64 MiB, rows a multiple of 8 KiB apart) against B [4096, 2048] is
+    // computed over contiguous copies of A's K slices; the same A as a view with rows 4100 floats
+    // apart is read in place. Both must give the same floats, with beta, bias and GELU (beta on the
+    // first K block only, the epilogue on the last only), on 1 and 2 threads.
+    this.timeout(60000);
+    jl.tidy(() => {
+      const [m, k, n] = [4096, 4096, 2048];
+      const rng = new Rng(41);
+      const values = Float32Array.from({ length: m * k }, () => rng.normal());
+      const sliced = jl.tensor(values, { shape: [m, k] });
+      const padded = jl.zeros([m, k + 4]).slice(1, 0, k);
+      jl.copy_(padded, sliced);
+      const b = jl.randn([k, n]);
+      const c0 = jl.randn([m, n]);
+      const bias = jl.randn([n]);
+      const run = (a: jl.Tensor, threads: number) => {
+        jl.setNumThreads(threads);
+        const c = c0.clone();
+        jl.addmm_(c, a, b, { alpha: 0.5, beta: 0.75, bias, activation: 'gelu' });
+        return c.data();
+      };
+      const inPlace = run(padded, 1);
+      for (const threads of [1, 2]) {
+        const got = run(sliced, threads);
+        for (let i = 0; i < got.length; i++) {
+          if (!Object.is(got[i], inPlace[i])) assert.fail(`${threads} thread(s) [${i}]: ${got[i]} from the K slices, ${inPlace[i]} in place`);
+        }
+      }
+      // And a few elements against float64.
+      const bv = b.data(), cv = c0.data(), biasv = bias.data();
+      for (const [i, j] of [[0, 0], [4095, 2047], [1234, 777], [6, 64]]) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += values[i * k + p] * bv[p * n + j];
+        const e = gelu(0.5 * s + 0.75 * cv[i * n + j] + biasv[j]);
+        assert.ok(Math.abs(inPlace[i * n + j] - e) <= 1e-3 * (1 + Math.abs(e)), `(${i}, ${j}): ${inPlace[i * n + j]}, expected ${e}`);
+      }
+    });
+    jl.setNumThreads(threadsBefore);
+  });
+
   it('sees a weight changed in place between two products (the per-thread packed B is not reused across calls)', () => {
     jl.tidy(() => {
       jl.setNumThreads(2);
