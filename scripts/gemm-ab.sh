@@ -3,8 +3,10 @@
 # (bench/gemm_ab.cpp). Needs a dev build (scripts/dev-build.sh) for the FMA peak probe.
 #   scripts/gemm-ab.sh BASE THREADS SECONDS MxKxN[NN|NT|TN|TT] ...
 # e.g. scripts/gemm-ab.sh HEAD 1 8 1024x1024x1024 256x784x1024NT
-# BASE = openblas: side A is numpy's OpenBLAS (OPENBLAS_CORETYPE=Haswell picks its AVX2 kernel);
-# 1 thread only (idle workers of one library spin and slow the other's next call).
+# BASE = openblas: side A is numpy's OpenBLAS with the kernel it picks for this CPU (the machine's
+# environment may set OPENBLAS_CORETYPE=Haswell, which is unset here; GEMM_AB_CORETYPE=Haswell
+# forces its AVX2 kernel); 1 thread only (idle workers of one library spin and slow the other's
+# next call).
 # GEMM_AB_BETA=1: C += A B on both sides (as bench/gemm.ts times addmm_); default C = A B.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ base=$1; shift
 if [ "$base" = openblas ]; then
   GEMM_AB_OPENBLAS=$(python3 -c 'import glob, os, numpy; d = os.path.join(os.path.dirname(numpy.__file__), "..", "numpy.libs"); print(glob.glob(d + "/libscipy_openblas64_*.so")[0])')
   export GEMM_AB_OPENBLAS
+  if [ -n "${GEMM_AB_CORETYPE:-}" ]; then export OPENBLAS_CORETYPE=$GEMM_AB_CORETYPE; else unset OPENBLAS_CORETYPE; fi
   base=HEAD
 fi
 work=$(mktemp -d /tmp/joule-gemm-ab.XXXXXX)
