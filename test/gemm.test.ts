@@ -347,6 +347,43 @@ describe('GEMM', function () {
     }
   });
 
+  it('packing a row-major B inside the first row panel\'s kernels gives the packed-first product bit for bit', () => {
+    // A row-major B of whole 64-column panels is packed by the kernels of the first row panel as
+    // they read it (AVX-512); the same values stored column-major are packed before the block.
+    // Partial first panels (m < 6), several K blocks, 1 and 2 threads, every ISA.
+    const shapes: [number, number, number][] = [[7, 300, 128], [130, 1024, 256], [5, 50, 64], [13, 2000, 192], [200, 700, 640], [64, 96, 1000]];
+    for (const isa of ISAS) {
+      jl.setIsa(isa);
+      jl.tidy(() => {
+        for (const [m, k, n] of shapes) {
+          for (const transA of [false, true]) {
+            const a = transA ? jl.randn([k, m]).t() : jl.randn([m, k]);
+            const rowMajorB = jl.randn([k, n]);
+            const columnMajorB = rowMajorB.t().contiguous().t();
+            const c0 = jl.randn([m, n]);
+            const bias = jl.randn([n]);
+            for (const threads of [1, 2]) {
+              jl.setNumThreads(threads);
+              const run = (b: jl.Tensor) => {
+                const c = c0.clone();
+                jl.addmm_(c, a, b, { alpha: 1.5, beta: 0.5, bias, activation: 'relu' });
+                return c.data();
+              };
+              const fused = run(rowMajorB);
+              const packedFirst = run(columnMajorB);
+              for (let i = 0; i < fused.length; i++) {
+                if (!Object.is(fused[i], packedFirst[i])) {
+                  assert.fail(`${isa} ${m}x${k}x${n}${transA ? ' TN' : ''} ${threads}T [${i}]: ${fused[i]} row-major B, ${packedFirst[i]} column-major B`);
+                }
+              }
+            }
+          }
+        }
+      });
+    }
+    jl.setNumThreads(threadsBefore);
+  });
+
   it('a long A with rows 16 KiB apart, copied K block by K block, gives the in-place product bit for bit', function () {
     // A [4096, 4096] row-major (64 MiB, rows a multiple of 8 KiB apart) against B [4096, 2048] is
     // computed over contiguous copies of A's K slices; the same A as a view with rows 4100 floats

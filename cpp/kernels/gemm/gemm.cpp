@@ -197,8 +197,10 @@ void prepare_a(const Sgemm& g, const IsaKernels& ks, int64_t i0, int64_t mc, int
 
 // Packs rows [p0, p0 + kc) x columns [j0, j0 + nc) of B into NR-column micro-panels: panel q at
 // dst + q * kc * NR holds, for each p in order, the NR values B(p0 + p, j0 + q*NR + j), zero past nc.
-// B is never read in place: a row-major B with rows a multiple of 4 KiB apart puts every step of
-// a panel in the same few L1 sets (1024^3 ran at 40 % of the packed speed).
+// B is never multiplied in place by every row panel: a row-major B with rows a multiple of 4 KiB
+// apart puts every step of a panel in the same few L1 sets (1024^3 ran at 40 % of the packed
+// speed). Only the first row panel of a block may read it in place, packing it as it goes (see
+// packing_b in gemm_rectangle).
 void pack_b(const Sgemm& g, const IsaKernels& ks, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
   const float* block = g.b + p0 * g.b_rs + j0 * g.b_cs;
   if (g.b_cs == 1) {
@@ -275,9 +277,17 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
       const float* bias_per_row = last_k_block ? row_bias : nullptr;
 
       // A row band of the same product after another on this thread may find its B block packed.
+      // Otherwise a row-major B of whole panels is packed by the first row panel's kernels as they
+      // read it (packing_b): the copy then rides in the load and store slots the FMAs leave free,
+      // with the kernel's own prefetch ahead of it, instead of a pass on its own before the block
+      // (which cost 2-4 % at 512^3-2048^3 and 10 % at 256x1024x1024 on 1 thread, Zen 5). Paired
+      // call by call: 1 thread 1.017-1.026x at 512^3-2048^3, 1.04-1.06x at the MLP shapes, 1.12x
+      // at 128x4096x512 TN; 2 threads 1.014-1.037x and 1.02-1.03x. Else B is packed first.
+      bool packing_b = false;
       if (call == 0 || ws.b_call != call || ws.b_allocation != ws.b_panels.allocations() || ws.b_pc != pc ||
           ws.b_kc != kc || ws.b_jc != jc || ws.b_nc != nc) {
-        pack_b(g, ks, pc, kc, jc, nc, nr, b_panels);
+        packing_b = ks.packing_micro_kernel != nullptr && g.b_cs == 1 && nc % nr == 0;
+        if (!packing_b) pack_b(g, ks, pc, kc, jc, nc, nr, b_panels);
         ws.b_call = call;
         ws.b_allocation = ws.b_panels.allocations();
         ws.b_pc = pc;
@@ -298,6 +308,12 @@ void gemm_rectangle(const Sgemm& g, const float* row_bias, const IsaKernels& ks,
           tile_ep.row_bias = bias_per_row != nullptr ? bias_per_row + ic + ir : nullptr;
           float* c_tile = g.c + (ic + ir) * g.c_rs + (jc + jr) * g.c_cs;
           const PanelRef& a = a_refs[ir / mr];
+          if (packing_b && ic == m0 && ir == 0) {  // the first use of B's panel jr in this block
+            const PackingMicroKernel packing = a.rows ? ks.packing_micro_kernel_rows : ks.packing_micro_kernel;
+            packing(kc, a.p, a.stride, g.b + pc * g.b_rs + jc + jr, g.b_rs, b_panels + jr * kc, c_tile, g.c_rs, g.c_cs,
+                    rows, cols, tile_ep);
+            return;
+          }
           MicroKernel kernel = a.rows ? ks.micro_kernel_rows : ks.micro_kernel;
           if (cols < nr) {
             // A narrow last column panel (n = 80: 16 of 64 columns) runs a narrower kernel.

@@ -24,6 +24,8 @@ const IsaKernels kAvx2Kernels = {
     16,
     micro_kernel<Ymm, 6, 2, 0, false>,
     micro_kernel<Ymm, 6, 2, 0, true>,
+    nullptr,
+    nullptr,
     /*vector_width=*/8,
     {nullptr, micro_kernel<Ymm, 6, 1, 0, false>, nullptr, nullptr},
     {nullptr, micro_kernel<Ymm, 6, 1, 0, true>, nullptr, nullptr},

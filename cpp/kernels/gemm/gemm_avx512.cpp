@@ -102,6 +102,8 @@ const IsaKernels kAvx512 = {
     64,
     micro_kernel<Zmm, 6, 4, 14, false>,
     micro_kernel<Zmm, 6, 4, 14, true>,
+    packing_micro_kernel<Zmm, 6, 4, 8, false>,
+    packing_micro_kernel<Zmm, 6, 4, 8, true>,
     /*vector_width=*/16,
     {nullptr, micro_kernel<Zmm, 6, 1, 8, false>, micro_kernel<Zmm, 6, 2, 8, false>, micro_kernel<Zmm, 6, 3, 8, false>},
     {nullptr, micro_kernel<Zmm, 6, 1, 8, true>, micro_kernel<Zmm, 6, 2, 8, true>, micro_kernel<Zmm, 6, 3, 8, true>},

@@ -72,6 +72,8 @@ const IsaKernels kGenericKernels = {
     kGenericNr,
     generic_micro_kernel,
     generic_micro_kernel_rows,
+    nullptr,
+    nullptr,
     /*vector_width=*/kGenericNr,  // no narrow kernels
     {},
     {},

@@ -30,6 +30,13 @@ struct TileEpilogue {
 using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_stride, const float* b, int64_t b_stride, float* c,
                              int64_t c_rs, int64_t c_cs, int rows, int cols, const TileEpilogue& ep);
 
+// The same product while packing B: B is read in place (b_stride: its row stride) and each step's
+// NR values are also stored to b_packed[p * NR + j], the tile's packed micro-panel, so that the
+// first row panel of a block packs B as it goes instead of a separate pass before it.
+using PackingMicroKernel = void (*)(int64_t kc, const float* a, int64_t a_stride, const float* b, int64_t b_stride,
+                                    float* b_packed, float* c, int64_t c_rs, int64_t c_cs, int rows, int cols,
+                                    const TileEpilogue& ep);
+
 // y[j] = sum_p x[p] * B(p, j) for j < n, with B's columns contiguous (b_cs == 1) ...
 using GemvRowsKernel = void (*)(int64_t k, int64_t n, const float* x, const float* b, int64_t b_rs, float* y);
 // ... or with B's rows contiguous (b_rs == 1): y[j] = dot(x, b + j * b_cs).
@@ -69,6 +76,8 @@ struct IsaKernels {
   int mr, nr;
   MicroKernel micro_kernel;       // A in steps (packed panels)
   MicroKernel micro_kernel_rows;  // A in rows (row-major A read in place)
+  // Both again, packing a row-major B on the way (null: B is packed before the block).
+  PackingMicroKernel packing_micro_kernel, packing_micro_kernel_rows;
   // For the last column panel when it is narrow: kernels computing only the first v * vector_width
   // columns of the tile (B still packed NR wide), [v] for v = 1 .. NR / vector_width - 1; null
   // where there is none (the full kernel then runs on the zero padding).
